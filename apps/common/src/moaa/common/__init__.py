@@ -1,0 +1,1 @@
+"""moaa shared pieces: settings, logging, metrics, the observation schema and ISD parsing."""

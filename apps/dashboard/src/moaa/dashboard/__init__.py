@@ -1,0 +1,1 @@
+"""moaa dashboard (see README.md)."""

@@ -1,0 +1,1 @@
+"""moaa feeder (see README.md)."""

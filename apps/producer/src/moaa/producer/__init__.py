@@ -1,0 +1,1 @@
+"""moaa producer (see README.md)."""

@@ -1,0 +1,1 @@
+"""moaa streaming: Spark jobs and the MongoDB insert job (see README.md)."""
