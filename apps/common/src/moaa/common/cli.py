@@ -24,7 +24,11 @@ app = typer.Typer(
 
 
 def _register_plugins() -> None:
+    registered = {group.name for group in app.registered_groups}
+    registered |= {cmd.name for cmd in app.registered_commands}
     for ep in sorted(entry_points(group="moaa.cli"), key=lambda e: e.name):
+        if ep.name in registered:
+            continue
         sub = ep.load()
         if isinstance(sub, typer.Typer):
             app.add_typer(sub, name=ep.name)

@@ -30,7 +30,12 @@ from pathlib import Path
 import psutil
 
 from moaa.localstack.settings import LocalStackSettings
-from moaa.localstack.toolchain import Toolchain, ToolchainError, require_command
+from moaa.localstack.toolchain import (
+    Toolchain,
+    ToolchainError,
+    java_major_version,
+    require_command,
+)
 
 __all__ = [
     "FerretDB",
@@ -398,7 +403,11 @@ class LocalStack:
         if len(set(ports)) != len(ports):
             raise StackError(f"two services are configured on the same port: {sorted(ports)}")
         try:
-            require_command("java")
+            if java_major_version() < 17:
+                raise StackError(
+                    f"Kafka 4 needs Java 17+, `java` on PATH is {java_major_version()}: "
+                    "install a Java 17+ JDK or put it first on PATH (JAVA_HOME/bin)."
+                )
         except ToolchainError as exc:
             raise StackError(str(exc)) from None
 

@@ -172,16 +172,19 @@ class Toolchain:
 
     # -- Go -------------------------------------------------------------------------------
 
-    def _go_install(self, module: str, version: str, binary: str, min_go_minor: int) -> Path:
+    def _go_install(
+        self, module: str, version: str, binary: str, min_go_minor: int, ldflags: str = ""
+    ) -> Path:
         def fill(tmp: Path) -> None:
             go = require_command("go")
             if _go_minor_version(go) < min_go_minor:
                 raise ToolchainError(
                     f"{module}@{version} needs Go 1.{min_go_minor}+: " + _HINTS["go"]
                 )
-            env = {**os.environ, "GOBIN": str(tmp), "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
+            env = {**os.environ, "GOBIN": str(tmp), "CGO_ENABLED": "0"}
+            flags = ["-trimpath", *([f"-ldflags={ldflags}"] if ldflags else [])]
             _run_logged(
-                [go, "install", f"{module}@{version}"],
+                [go, "install", *flags, f"{module}@{version}"],
                 self.cache_dir / "logs" / f"{binary}-{version}.log",
                 env=env,
                 cwd=tmp,
@@ -229,7 +232,9 @@ class Toolchain:
 
     def helm(self) -> Path:
         """The helm binary used to lint and render the charts."""
-        return self._go_install(versions.HELM_MODULE, versions.HELM_VERSION, "helm", 26)
+        # helm's Makefile stamps the full version with ldflags; `go install` alone says "v4.3".
+        stamp = f"-X helm.sh/helm/v4/internal/version.version={versions.HELM_VERSION}"
+        return self._go_install(versions.HELM_MODULE, versions.HELM_VERSION, "helm", 26, stamp)
 
     def ensure_all(self) -> dict[str, Path]:
         """Fetch every tool (what ``make setup`` runs); returns where each one is."""

@@ -1,0 +1,74 @@
+# moaa — a Kubernetes-native weather speed layer.
+# `make demo` and `make test` are the two commands; both set everything up first and are
+# idempotent: downloads are cached in $(MOAA_CACHE_DIR) (default ~/.cache/moaa) and reused.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+UV_VERSION    := 0.13.8
+MOAA_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/moaa
+export MOAA_CACHE_DIR
+UV_HOME       := $(MOAA_CACHE_DIR)/uv-$(UV_VERSION)
+UV            := $(UV_HOME)/bin/uv
+VENV          := .venv
+MOAA          := $(VENV)/bin/moaa
+# Never let uv fetch a Python build: the machine's Python 3.11+ is the one to use.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit("moaa needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml apps/*/pyproject.toml
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## Create .venv with every app installed editable plus the test tools
+
+.PHONY: setup
+setup: venv ## venv + the cached toolchain (Kafka jars, FerretDB, helm, Spark connector)
+	$(MOAA) local toolchain
+
+.PHONY: lint
+lint: venv ## ruff lint and format check (never modifies files)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: fmt
+fmt: venv ## Format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: test
+test: setup lint ## Set up, then run every test (unit + real Kafka/FerretDB/Spark integration)
+	$(VENV)/bin/pytest
+
+.PHONY: demo
+demo: setup ## Set up, start the local stack and show how to reach it
+	$(MOAA) local up
+	@echo
+	@echo "The local stack is up. Next:"
+	@echo "  $(MOAA) local status        # health of Kafka and FerretDB"
+	@echo "  $(MOAA) local logs kafka -f # follow a service's log"
+	@echo "  eval \"\$$($(MOAA) local env)\"   # point moaa commands at it"
+	@echo "  make down                   # stop it (data kept in .local/)"
+
+.PHONY: up down status
+up: setup ## Start Kafka and FerretDB
+	$(MOAA) local up
+down: ## Stop Kafka and FerretDB (data kept)
+	@if [ -x $(MOAA) ]; then $(MOAA) local down; fi
+status: venv ## Show the local stack's health
+	$(MOAA) local status
+
+.PHONY: clean
+clean: down ## Stop the stack and delete its state (.local/); caches are kept
+	rm -rf .local

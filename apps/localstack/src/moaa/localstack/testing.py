@@ -1,0 +1,79 @@
+"""pytest fixtures that start the real local services (loaded as the ``moaa_localstack`` plugin).
+
+The session-scoped ``local_stack`` fixture runs Kafka and FerretDB with the same code as
+``moaa local up``, in a temporary state dir, on free loopback ports, and stops them at the
+end of the session. Fixtures are lazy: a test run that asks for none starts nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moaa.localstack.services import LocalStack
+from moaa.localstack.settings import LocalStackSettings
+from moaa.localstack.toolchain import Toolchain
+
+__all__ = ["free_ports", "kafka_bootstrap", "local_stack", "mongo_uri", "spark_jars", "toolchain"]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> Toolchain:
+    """The cached toolchain (``MOAA_CACHE_DIR``); fetched on first use."""
+    return Toolchain(LocalStackSettings().cache_dir)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A real Kafka broker and a real FerretDB for the whole test session."""
+    kafka, controller, mongo, debug = free_ports(4)
+    settings = LocalStackSettings(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        kafka_port=kafka,
+        kafka_controller_port=controller,
+        mongo_port=mongo,
+        ferretdb_debug_port=debug,
+        kafka_heap="512m",
+        min_free_disk_mb=256,
+    )
+    stack = LocalStack(settings)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_stack: LocalStack) -> str:
+    """``host:port`` of the session's Kafka broker."""
+    return local_stack.settings.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(local_stack: LocalStack) -> str:
+    """MongoDB URI of the session's FerretDB."""
+    return local_stack.settings.mongo_uri
+
+
+@pytest.fixture(scope="session")
+def spark_jars(toolchain: Toolchain) -> list[Path]:
+    """Spark's Kafka connector jars, exactly matching the pinned Spark version."""
+    return toolchain.spark_jars()

@@ -1,0 +1,57 @@
+"""Repository-wide fixtures.
+
+The real services come from the ``moaa_localstack`` plugin (``moaa.localstack.testing``):
+``local_stack``, ``kafka_bootstrap``, ``mongo_uri``, ``spark_jars``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The workplace's ``shared/`` folder beside the repo (``MOAA_SHARED_DIR`` overrides).
+
+    Outside this workplace it may be absent: tests that need it skip then, but never in CI.
+    """
+    path = Path(os.environ.get("MOAA_SHARED_DIR", REPO.parent / "shared"))
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared/ not found at {path}; set MOAA_SHARED_DIR")
+        pytest.skip(f"shared/ not found at {path} (set MOAA_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(spark_jars: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local SparkSession with the Kafka connector on its classpath (jars, no download)."""
+    from moaa.streaming.spark import SparkSettings, build_session
+
+    settings = SparkSettings(
+        spark_master="local[2]",
+        spark_jars=",".join(str(p) for p in spark_jars),
+        spark_shuffle_partitions=2,
+    )
+    session = build_session(
+        "moaa-tests",
+        settings,
+        {
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
+            "spark.local.dir": str(tmp_path_factory.mktemp("spark-local")),
+        },
+    )
+    yield session
+    session.stop()
