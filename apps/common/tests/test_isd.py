@@ -240,8 +240,8 @@ def test_record_round_trip() -> None:
     assert isinstance(item, Observation)
     record = item.to_record()
     assert record["ts"] == "2020-03-01T05:51:00Z"
-    assert record["schema_version"] == 1
     assert Observation.from_record(record) == item
+    assert Observation.from_json(item.to_json()) == item
 
 
 # -- garbage never raises, and counts reconcile -----------------------------------------

@@ -1,23 +1,18 @@
 """Prometheus helpers: every metric of moaa starts with ``weather_``.
 
-Conventions (see the README metrics table): base units with plural suffixes
+Conventions (see the README metrics table); they are served by
+:class:`moaa.common.ops.OpsServer`: base units with plural suffixes
 (``_seconds``, ``_bytes``, ``_celsius``), counters end in ``_total``, and no label
 with one value per station.
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Info, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Info
 
-__all__ = ["METRIC_PREFIX", "publish_build_info", "serve_metrics"]
+__all__ = ["METRIC_PREFIX", "publish_build_info"]
 
 METRIC_PREFIX = "weather"
-
-
-def serve_metrics(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:  # noqa: S104 - pods are scraped from outside
-    """Expose ``/metrics`` on ``addr:port`` from a background thread (0 disables it)."""
-    if port:
-        start_http_server(port, addr=addr, registry=registry)
 
 
 def publish_build_info(

@@ -1,9 +1,11 @@
-"""The typed observation that flows through the pipeline.
+"""The typed observation that flows through the pipeline, and its wire form.
 
 One :class:`Observation` is one accepted ISD report (one CSV row). Its JSON form
-(:meth:`Observation.to_record`) is what the producer publishes to Kafka and what the
-streaming jobs parse with an explicit schema, so field names here are the wire
-contract: rename one and every stage must follow.
+(:meth:`Observation.to_json`) is what the feeder sends, what the producer validates and
+publishes unchanged to Kafka, and what the streaming jobs parse with an explicit schema:
+field names here are the wire contract. The constraints below are checked whenever a
+record is decoded (:meth:`Observation.from_json`), so every stage validates with the same
+rules. Kafka messages carry the schema version in the ``moaa-schema`` header.
 
 All datetimes are UTC-aware. Temperatures are in degrees Celsius, pressures in hPa,
 speeds in m/s, lengths in metres: units are in the field names.
@@ -12,20 +14,29 @@ speeds in m/s, lengths in metres: units are in the field names.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 __all__ = [
-    "OBSERVATION_SCHEMA_VERSION",
+    "OBSERVATION_SCHEMA",
     "Observation",
     "Rejection",
     "hour_of",
     "observation_id",
 ]
 
-#: Bumped whenever a field of :class:`Observation` changes meaning or name.
-OBSERVATION_SCHEMA_VERSION = 1
+#: Value of the ``moaa-schema`` Kafka header; bumped when a field changes meaning or name.
+OBSERVATION_SCHEMA = "observation.v1"
+
+StationId = Annotated[str, Meta(pattern=r"^[0-9A-Z]{11}$")]
+UtcDatetime = Annotated[datetime, Meta(tz=True)]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+Celsius = Annotated[float, Meta(ge=-93.2, le=61.8)]
+ShortText = Annotated[str, Meta(max_length=120)]
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -48,8 +59,7 @@ def observation_id(station_id: str, raw_date: str, raw_fields: tuple[str, ...]) 
     return f"{station_id}-{compact}-{digest}"
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One accepted ISD report.
 
     ``temperature_c`` is ``None`` when the report carries no air temperature (the
@@ -57,47 +67,51 @@ class Observation:
     in temperature statistics.
     """
 
-    obs_id: str
-    station_id: str
-    ts: datetime
-    name: str
-    latitude: float
-    longitude: float
+    obs_id: Annotated[str, Meta(min_length=12, max_length=64)]
+    station_id: StationId
+    ts: UtcDatetime
+    name: ShortText
+    latitude: Latitude
+    longitude: Longitude
     elevation_m: float | None
-    report_type: str
-    source: str
-    temperature_c: float | None
-    temperature_quality: str | None
-    dew_point_c: float | None = None
-    sea_level_pressure_hpa: float | None = None
-    wind_speed_ms: float | None = None
+    report_type: Annotated[str, Meta(max_length=8)]
+    source: Annotated[str, Meta(max_length=2)]
+    temperature_c: Celsius | None
+    temperature_quality: Annotated[str, Meta(max_length=1)] | None
+    dew_point_c: Celsius | None = None
+    sea_level_pressure_hpa: Annotated[float, Meta(ge=800.0, le=1100.0)] | None = None
+    wind_speed_ms: Annotated[float, Meta(ge=0.0, le=999.9)] | None = None
 
     @property
     def hour(self) -> datetime:
         """The UTC hour bucket of this observation (see :func:`hour_of`)."""
         return hour_of(self.ts)
 
+    def to_json(self) -> bytes:
+        """The wire form: compact JSON, timestamps as RFC 3339 UTC (``…Z``)."""
+        return _ENCODER.encode(self)
+
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready wire form: timestamps as ISO-8601 UTC strings ending in ``Z``."""
-        record = asdict(self)
-        record["ts"] = self.ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record["schema_version"] = OBSERVATION_SCHEMA_VERSION
-        return record
+        """The JSON-ready dict form (what :meth:`to_json` encodes)."""
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Observation:
+        """Decode and validate one record; raises :class:`msgspec.ValidationError`."""
+        return _OBS_DECODER.decode(data)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Observation:
-        """Inverse of :meth:`to_record` (no validation; see the producer for that)."""
-        fields = {k: v for k, v in record.items() if k != "schema_version"}
-        fields["ts"] = datetime.fromisoformat(str(fields["ts"]).replace("Z", "+00:00"))
-        return cls(**fields)
+        """Validate a dict (e.g. read back from Parquet or Kafka) into an observation."""
+        return msgspec.convert(record, cls)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A row that was not accepted, with why.
+class Rejection(msgspec.Struct, frozen=True):
+    """A row or record that was not accepted, with why.
 
     ``reason`` is a short stable code (e.g. ``bad_date``, ``tmp_quality_error``) used as
-    a metric label and in the dead-letter topic; ``detail`` is for humans.
+    a metric label and in the dead-letter topic; ``detail`` is for humans; ``stage``
+    says who rejected it (``parse`` while preparing, ``producer`` at the socket).
     """
 
     source: str
@@ -105,7 +119,14 @@ class Rejection:
     reason: str
     detail: str
     raw: str
+    stage: str = "parse"
+
+    def to_json(self) -> bytes:
+        return _ENCODER.encode(self)
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready form sent to the dead-letter topic."""
-        return asdict(self)
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+_ENCODER = msgspec.json.Encoder()
+_OBS_DECODER = msgspec.json.Decoder(Observation)

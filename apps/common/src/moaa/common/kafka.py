@@ -1,0 +1,50 @@
+"""Kafka client settings shared by every component, mapped to librdkafka keys.
+
+Locally the broker is plaintext on loopback; in Kubernetes the chart sets SCRAM-SHA-512
+over TLS with the Strimzi cluster CA (``MOAA_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` …).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from moaa.common.settings import MoaaSettings
+
+__all__ = ["SEVEN_DAYS_MS", "TOPIC_DLQ", "TOPIC_OBSERVATIONS", "KafkaSettings"]
+
+TOPIC_OBSERVATIONS = "weather.observations"
+TOPIC_DLQ = "weather.observations.dlq"
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+class KafkaSettings(MoaaSettings):
+    """How to reach Kafka (``MOAA_KAFKA_*``)."""
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol (SASL_SSL in Kubernetes)."
+    )
+    kafka_sasl_mechanism: str = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when SASL is on."
+    )
+    kafka_username: str = Field("", description="SASL user (the KafkaUser name in Kubernetes).")
+    kafka_password: SecretStr = Field(SecretStr(""), description="SASL password (from a Secret).")
+    kafka_ca_location: str = Field("", description="PEM CA file for TLS (the Strimzi cluster CA).")
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka configuration for confluent-kafka clients."""
+        conf = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            conf |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_username,
+                "sasl.password": self.kafka_password.get_secret_value(),
+            }
+        if self.kafka_ca_location:
+            conf["ssl.ca.location"] = self.kafka_ca_location
+        return conf

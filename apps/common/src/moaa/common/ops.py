@@ -1,0 +1,75 @@
+"""The operations endpoint of every long-running component: /metrics, /healthz, /readyz.
+
+``/healthz`` answers 200 while the process serves HTTP (liveness); ``/readyz`` answers 200
+only when the component's own readiness check passes (e.g. the producer's socket is
+listening and Kafka answers), with the reason in the body either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+__all__ = ["OpsServer", "ReadyCheck"]
+
+log = logging.getLogger(__name__)
+ReadyCheck = Callable[[], tuple[bool, str]]
+
+
+class OpsServer:
+    """Serve /metrics, /healthz and /readyz on ``addr:port`` from a daemon thread.
+
+    :param port: TCP port (0 picks a free one; see :attr:`port` after :meth:`start`).
+    :param ready: readiness check returning ``(ready, reason)``.
+    """
+
+    def __init__(self, port: int, ready: ReadyCheck | None = None, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside the pod
+        self.ready = ready or (lambda: (True, "ok"))
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._send(200, b'{"status": "ok"}', "application/json")
+                elif path == "/readyz":
+                    ok, reason = outer.ready()
+                    body = json.dumps({"status": "ready" if ok else "not ready", "reason": reason})
+                    self._send(200 if ok else 503, body.encode(), "application/json")
+                else:
+                    self._send(404, b'{"error": "not found"}', "application/json")
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("ops %s", format % args)
+
+        self._server = ThreadingHTTPServer((addr, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ops-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> OpsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

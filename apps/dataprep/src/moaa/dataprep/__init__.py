@@ -1,0 +1,1 @@
+"""moaa data commands: download, prepare, synth (see README.md)."""
