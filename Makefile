@@ -51,20 +51,34 @@ fmt: venv ## Format and autofix with ruff
 test: setup lint ## Set up, then run every test (unit + real Kafka/FerretDB/Spark integration)
 	$(VENV)/bin/pytest
 
+DEMO_TICK ?= 1
+DEMO_ENV  := MOAA_REPLAY_YEAR=2013 MOAA_DATASET_DIR=$(CURDIR)/.local/dataset \
+             MOAA_SOCKET_PATH=$(CURDIR)/.local/run/producer.sock \
+             MOAA_CHECKPOINT_PATH=$(CURDIR)/.local/feeder/checkpoint.json
+
 .PHONY: demo
-demo: setup ## Set up, start the local stack and show how to reach it
+demo: setup ## Set up, start the stack and replay the bundled sample (2013) hour by hour
 	$(MOAA) local up
+	$(DEMO_ENV) $(MOAA) prepare data/sample/2013 --out .local/dataset
+	$(MOAA) local up producer
 	@echo
-	@echo "The local stack is up. Next:"
-	@echo "  $(MOAA) local status        # health of Kafka and FerretDB"
-	@echo "  $(MOAA) local logs kafka -f # follow a service's log"
-	@echo "  eval \"\$$($(MOAA) local env)\"   # point moaa commands at it"
-	@echo "  make down                   # stop it (data kept in .local/)"
+	@echo "Replaying the bundled sample (Newark + JFK, 2013): one hour every $(DEMO_TICK) s."
+	@echo "Ctrl-C stops the feeder; \`make demo\` again resumes from its checkpoint."
+	@echo "  $(MOAA) local status            # Kafka, FerretDB, producer health"
+	@echo "  $(MOAA) local logs producer -f  # the producer's JSON log"
+	@echo "  curl -s localhost:9301/metrics | grep ^weather_   # producer metrics"
+	@echo "  make down                       # stop everything (data kept in .local/)"
+	@echo
+	$(DEMO_ENV) $(MOAA) feeder --tick $(DEMO_TICK)
+
+.PHONY: demo-reset
+demo-reset: ## Forget the demo's replay position (the next `make demo` starts at 1 January)
+	rm -f .local/feeder/checkpoint.json
 
 .PHONY: up down status
 up: setup ## Start Kafka and FerretDB
 	$(MOAA) local up
-down: ## Stop Kafka and FerretDB (data kept)
+down: ## Stop the producer, Kafka and FerretDB (data kept)
 	@if [ -x $(MOAA) ]; then $(MOAA) local down; fi
 status: venv ## Show the local stack's health
 	$(MOAA) local status

@@ -88,6 +88,8 @@ def stations_for_year(stations: list[Station], year: int, full_year: bool = Fals
     for s in stations:
         if s.begin is None or s.end is None:
             continue
-        if (full_year and s.begin <= first and s.end >= last) or (not full_year and s.begin <= last and s.end >= first):
+        if (full_year and s.begin <= first and s.end >= last) or (
+            not full_year and s.begin <= last and s.end >= first
+        ):
             chosen.append(s)
     return chosen

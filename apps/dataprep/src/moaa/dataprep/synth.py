@@ -72,7 +72,7 @@ def _climate(station: Station, hours: np.ndarray, rng: np.random.Generator) -> n
     solar_hour = ((hours / 3600.0) + lon / 15.0) % 24.0
     diurnal_amp = 3.0 + 3.0 * rng.random()
     diurnal = diurnal_amp * np.cos(2 * np.pi * (solar_hour - 15.0) / 24.0)
-    n_days = int(math.ceil(len(hours) / 24)) + 2
+    n_days = math.ceil(len(hours) / 24) + 2
     anomaly = np.zeros(n_days)
     shocks = rng.normal(0.0, 2.2, n_days)
     for i in range(1, n_days):

@@ -30,7 +30,13 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-Services = Annotated[list[str] | None, typer.Argument(help="kafka and/or ferretdb (default: both)")]
+Services = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="kafka, ferretdb, producer. Default: up starts kafka and ferretdb, down stops "
+        "everything, status shows the services and any running component."
+    ),
+]
 
 
 def _stack() -> LocalStack:

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -365,8 +366,70 @@ class FerretDB(Service):
         return True, f"FerretDB {ferret} (MongoDB {info.get('version', '?')} wire)"
 
 
+class MoaaApp(Service):
+    """One of our own long-running components (``moaa <command>``), run like the services.
+
+    It reaches the local Kafka and FerretDB through ``MOAA_*`` variables derived from the
+    stack's settings, logs JSON to ``<state>/logs/<name>.log``, and is healthy when its
+    ``/readyz`` answers 200.
+    """
+
+    def __init__(
+        self, settings: LocalStackSettings, toolchain: Toolchain, name: str, port_setting: str
+    ) -> None:
+        self.name = name
+        super().__init__(settings, toolchain)
+        self.port_setting = port_setting
+
+    @property
+    def port(self) -> int:
+        return int(getattr(self.settings, self.port_setting))
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def env(self) -> dict[str, str]:
+        run = self.state_dir / "run"
+        return {
+            **os.environ,
+            "MOAA_LOG_FORMAT": "json",
+            "MOAA_STATE_DIR": str(self.state_dir),
+            "MOAA_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+            "MOAA_MONGO_URI": self.settings.mongo_uri,
+            "MOAA_SOCKET_PATH": str(run / "producer.sock"),
+            f"MOAA_{self.port_setting.upper()}": str(self.port),
+        }
+
+    def command(self) -> list[str]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        moaa = shutil.which("moaa", path=os.path.dirname(sys.executable)) or shutil.which("moaa")
+        if moaa is None:
+            raise StackError(
+                "the `moaa` command is not installed in this environment (run `make venv`)"
+            )
+        return [moaa, self.name]
+
+    def check_health(self) -> tuple[bool, str]:
+        import urllib.request  # noqa: PLC0415 - only needed here
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
+                return resp.status == 200, resp.read().decode()[:120]
+        except OSError as exc:
+            return False, str(exc)[:120]
+
+
+#: What ``moaa local up`` starts when no service is named.
+INFRASTRUCTURE = ("kafka", "ferretdb")
+
+
 class LocalStack:
-    """Kafka and FerretDB together: what ``moaa local up|down|status`` drives."""
+    """Kafka and FerretDB, plus our own components: what ``moaa local`` drives."""
 
     def __init__(self, settings: LocalStackSettings | None = None) -> None:
         self.settings = settings or LocalStackSettings()
@@ -376,6 +439,7 @@ class LocalStack:
             for svc in (
                 Kafka(self.settings, self.toolchain),
                 FerretDB(self.settings, self.toolchain),
+                MoaaApp(self.settings, self.toolchain, "producer", "producer_metrics_port"),
             )
         }
 
@@ -412,15 +476,21 @@ class LocalStack:
             raise StackError(str(exc)) from None
 
     def up(self, names: list[str] | None = None) -> list[ServiceStatus]:
+        """Start ``names`` (default: the infrastructure), in dependency order."""
+        names = names or list(INFRASTRUCTURE)
         self.preflight()
         for svc in self.select(names):
             svc.start()
         return self.status(names)
 
     def down(self, names: list[str] | None = None) -> list[str]:
+        """Stop ``names`` (default: everything), our components before the services."""
         return [svc.name for svc in reversed(self.select(names)) if svc.stop()]
 
     def status(self, names: list[str] | None = None) -> list[ServiceStatus]:
+        """Status of ``names`` (default: the infrastructure and any running component)."""
+        if names is None:
+            names = [n for n, s in self.services.items() if n in INFRASTRUCTURE or s.process()]
         return [svc.status() for svc in self.select(names)]
 
     def env_exports(self) -> dict[str, str]:

@@ -33,6 +33,10 @@ class LocalStackSettings(MoaaSettings):
     ferretdb_debug_port: int = Field(
         8088, description="FerretDB debug listener (its /debug/metrics, pprof)."
     )
+    producer_metrics_port: int = Field(
+        9301,
+        description="Ops port (/metrics, /readyz) of the producer run by `moaa local up producer`.",
+    )
     min_free_disk_mb: int = Field(
         1024, description="`moaa local up` refuses to start below this free space in the state dir."
     )

@@ -43,13 +43,14 @@ def toolchain() -> Toolchain:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real Kafka broker and a real FerretDB for the whole test session."""
-    kafka, controller, mongo, debug = free_ports(4)
+    kafka, controller, mongo, debug, producer = free_ports(5)
     settings = LocalStackSettings(
         state_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=kafka,
         kafka_controller_port=controller,
         mongo_port=mongo,
         ferretdb_debug_port=debug,
+        producer_metrics_port=producer,
         kafka_heap="512m",
         min_free_disk_mb=256,
     )
