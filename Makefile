@@ -86,3 +86,7 @@ status: venv ## Show the local stack's health
 .PHONY: clean
 clean: down ## Stop the stack and delete its state (.local/); caches are kept
 	rm -rf .local
+
+.PHONY: bench-ingest
+bench-ingest: setup ## Ingest throughput against a plain producer (prints the ratio)
+	$(VENV)/bin/python bench/ingest.py --stations 2000 --days 3

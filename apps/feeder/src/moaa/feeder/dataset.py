@@ -20,12 +20,14 @@ the same file, so they reach the dead-letter topic during the replay like any ot
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -100,21 +102,23 @@ class HourlyDataset:
         files = sorted(folder.glob("*.parquet"))
         if not files:
             return
-        table = pa.concat_tables(
-            pq.read_table(f, columns=["hour", "kind", "seq", "source_file", "record"])
-            for f in files
-        )
-        table = table.sort_by(
-            [("hour", "ascending"), ("source_file", "ascending"), ("seq", "ascending")]
-        )
-        hours = table.column("hour").to_pylist()
-        kinds = table.column("kind").to_pylist()
+        columns = ["hour", "kind", "seq", "source_file", "record"]
+        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        order = [("hour", "ascending"), ("source_file", "ascending"), ("seq", "ascending")]
+        table = table.sort_by(order)
+        hours = table.column("hour").cast(pa.int64()).to_numpy()
+        is_obs = pc.equal(table.column("kind"), "obs").to_numpy(zero_copy_only=False)
         records = table.column("record").to_pylist()
-        for hour, kind, record in zip(hours, kinds, records, strict=True):
-            rows = self._hours.get(hour)
-            if rows is None:
-                rows = self._hours[hour] = HourRows(hour, [], [])
-            (rows.records if kind == "obs" else rows.rejects).append(record)
+        starts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), len(hours)]
+        for lo, hi in itertools.pairwise(starts):
+            hour = datetime.fromtimestamp(hours[lo] / 1e6, tz=UTC)
+            kinds = is_obs[lo:hi]
+            chunk = records[lo:hi]
+            self._hours[hour] = HourRows(
+                hour,
+                [r for r, obs in zip(chunk, kinds, strict=True) if obs],
+                [r for r, obs in zip(chunk, kinds, strict=True) if not obs],
+            )
 
     def hour(self, hour: datetime) -> HourRows:
         """The rows of one UTC hour (empty lists for an hour without data)."""

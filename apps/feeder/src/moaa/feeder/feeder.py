@@ -14,13 +14,17 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import time
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
@@ -97,6 +101,9 @@ class FeederSettings(MoaaSettings):
         description="Durable checkpoint: the next hour to send.",
     )
     ack_timeout_s: float = Field(120.0, description="How long to wait for an ack before resending.")
+    feeder_window: int = Field(
+        4, ge=1, description="Batches that may await their ack at once (matters at short ticks)."
+    )
     reconnect_max_backoff_s: float = Field(
         10.0, description="Upper bound of the reconnect backoff."
     )
@@ -109,7 +116,12 @@ class FeederSettings(MoaaSettings):
 
 
 class Checkpoint:
-    """The next hour to send, written atomically (temp file, fsync, rename)."""
+    """The next hour to send, written atomically (temp file, fsync, rename).
+
+    The folder is not fsynced after the rename: after a power loss the file is either the
+    new checkpoint or the previous one, and the previous one only makes the feeder resend
+    hours the producer already has (redeliveries with the same ids), never skip one.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -133,11 +145,17 @@ class Checkpoint:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch sent and not yet acknowledged."""
+
+    hour: datetime
+    batch_id: str
+    records: int
+    rejects: int
+    sent_at: float
 
 
 class Feeder:
@@ -154,9 +172,12 @@ class Feeder:
             raise SystemExit(f"replay end {_iso(self.end)} is before its start {_iso(self.start)}")
         self.checkpoint = Checkpoint(settings.checkpoint_path)
         self._sock: socket.socket | None = None
+        self._in_flight: deque[_InFlight] = deque()
+        self._next_hour = self.start
+        self._next_send_at = 0.0
+        self._acked_through: datetime | None = None
         self._backoff = 0.2
         self._stopping = False
-        self._last_ack = time.monotonic()
 
     # -- connection -------------------------------------------------------------------------
 
@@ -199,32 +220,6 @@ class Feeder:
             self._sock.close()
             self._sock = None
 
-    def _send_until_acked(self, hour: datetime, payload: bytes) -> Ack:
-        while True:
-            if self._sock is None:
-                self._sock = self._connect()
-            sent = time.perf_counter()
-            try:
-                send_frame(self._sock, payload)
-                answer = decode_server_message(read_frame(self._sock))
-            except (OSError, PeerClosed) as exc:
-                log.warning("lost the producer while sending %s (%s); resending", _iso(hour), exc)
-                self._drop_connection()
-                continue
-            if isinstance(answer, Ack):
-                ACK_LATENCY.observe(time.perf_counter() - sent)
-                return answer
-            if isinstance(answer, Nack):
-                NACKS.labels(answer.reason).inc()
-                if not answer.retry:
-                    reason = f"{answer.reason} {answer.detail}"
-                    raise SystemExit(f"producer rejected hour {_iso(hour)} for good: {reason}")
-                log.warning(
-                    "hour %s nacked (%s: %s); resending", _iso(hour), answer.reason, answer.detail
-                )
-                time.sleep(min(self._backoff, self.settings.reconnect_max_backoff_s))
-                self._backoff = min(self._backoff * 2, self.settings.reconnect_max_backoff_s)
-
     # -- replay -------------------------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
@@ -235,43 +230,145 @@ class Feeder:
     def stop(self) -> None:
         self._stopping = True
 
+    def _restart_from_first_unacked(self, why: str) -> None:
+        """Forget the connection and every unacknowledged batch; resend from the first."""
+        self._save_checkpoint()
+        self._drop_connection()
+        if self._in_flight:
+            self._next_hour = self._in_flight[0].hour
+            log.warning(
+                "%s; resending from %s",
+                why,
+                _iso(self._next_hour),
+                extra={"in_flight": len(self._in_flight)},
+            )
+            self._in_flight.clear()
+        time.sleep(min(self._backoff, self.settings.reconnect_max_backoff_s))
+        self._backoff = min(self._backoff * 2, self.settings.reconnect_max_backoff_s)
+
+    def _may_send(self, now: float) -> bool:
+        return (
+            self._next_hour <= self.end
+            and not self._stopping
+            and len(self._in_flight) < self.settings.feeder_window
+            and now >= self._next_send_at
+        )
+
+    def _send_next(self, now: float) -> None:
+        if self._sock is None:
+            self._sock = self._connect()
+        rows = self.dataset.hour(self._next_hour)
+        batch_id = _iso(self._next_hour)
+        batch = _InFlight(self._next_hour, batch_id, len(rows.records), len(rows.rejects), now)
+        self._in_flight.append(batch)
+        try:
+            send_frame(self._sock, encode_batch(batch_id, batch_id, rows.records, rows.rejects))
+        except OSError as exc:
+            self._restart_from_first_unacked(f"lost the producer ({exc})")
+            return
+        self._next_hour += _HOUR
+        tick = self.settings.tick_seconds
+        self._next_send_at = max(self._next_send_at + tick, now) if tick else now
+
+    def _await_answer(self, now: float) -> Ack | None:
+        """The oldest batch's ack, or None (no answer yet, or the batch must be resent)."""
+        head = self._in_flight[0]
+        wait = head.sent_at + self.settings.ack_timeout_s - now
+        if wait <= 0:
+            self._restart_from_first_unacked(f"no answer for {head.batch_id}")
+            return None
+        if self._next_hour <= self.end and len(self._in_flight) < self.settings.feeder_window:
+            wait = min(wait, self._next_send_at - now)  # wake up for the next tick
+        readable, _, _ = select.select([self._sock], [], [], 0)
+        if not readable:
+            # Nothing to read right now: a good moment to persist what was acknowledged
+            # (acks that arrive together share one checkpoint write).
+            self._save_checkpoint()
+            readable, _, _ = select.select([self._sock], [], [], max(wait, 0.0))
+        if not readable:
+            return None
+        try:
+            answer = decode_server_message(read_frame(self._sock))  # type: ignore[arg-type]
+        except (OSError, PeerClosed, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._restart_from_first_unacked(f"lost the producer ({exc})")
+            return None
+        if isinstance(answer, Ack) and answer.batch_id == head.batch_id:
+            return answer
+        reason = answer.reason if isinstance(answer, Nack) else "unexpected answer"
+        NACKS.labels(reason).inc()
+        if isinstance(answer, Nack) and not answer.retry:
+            raise SystemExit(
+                f"producer rejected {head.batch_id} for good: {reason} {answer.detail}"
+            )
+        self._restart_from_first_unacked(f"{head.batch_id} not acknowledged ({reason})")
+        return None
+
+    def _acknowledged(self) -> _InFlight:
+        head = self._in_flight.popleft()
+        self._backoff = 0.2
+        ACK_LATENCY.observe(time.monotonic() - head.sent_at)
+        self._acked_through = head.hour
+        HOURS_SENT.inc()
+        RECORDS_SENT.labels("obs").inc(head.records)
+        RECORDS_SENT.labels("reject").inc(head.rejects)
+        REPLAY_HOUR.set(head.hour.timestamp())
+        return head
+
+    def _save_checkpoint(self) -> None:
+        """Persist the first unacknowledged hour, if acks arrived since the last save."""
+        if self._acked_through is not None:
+            self.checkpoint.save(self._acked_through + _HOUR)
+            self._acked_through = None
+
     def run(self) -> int:
-        """Replay until the end of the range (or a stop signal); return hours sent."""
+        """Replay until the end of the range (or a stop signal); return hours acknowledged.
+
+        Up to ``window`` batches may await their acknowledgement at once (acks come back
+        in order); the checkpoint always names the first unacknowledged hour.
+        """
         resume = self.checkpoint.load()
-        hour = max(resume or self.start, self.start)
+        self._next_hour = max(resume or self.start, self.start)
         if resume:
-            log.info("resuming at %s from checkpoint %s", _iso(hour), self.checkpoint.path)
+            log.info(
+                "resuming at %s from checkpoint %s", _iso(self._next_hour), self.checkpoint.path
+            )
+        self._next_send_at = time.monotonic()
+        acked = records = 0
+        first_send: float | None = None
         total_hours = int((self.end - self.start) / _HOUR) + 1
-        done_hours = int((hour - self.start) / _HOUR)
-        sent = 0
         with ProgressReporter(
             "replaying hours", total_hours, "hours", log, self.settings.progress_log_every_s
         ) as progress:
-            progress.advance(done_hours)
-            while hour <= self.end and not self._stopping:
-                tick_started = time.monotonic()
-                rows = self.dataset.hour(hour)
-                payload = encode_batch(_iso(hour), _iso(hour), rows.records, rows.rejects)
-                ack = self._send_until_acked(hour, payload)
-                self.checkpoint.save(hour + _HOUR)
-                HOURS_SENT.inc()
-                RECORDS_SENT.labels("obs").inc(len(rows.records))
-                RECORDS_SENT.labels("reject").inc(len(rows.rejects))
-                REPLAY_HOUR.set(hour.timestamp())
-                sent += 1
-                progress.advance(1, hour=_iso(hour), accepted=ack.accepted, rejected=ack.rejected)
-                hour += _HOUR
-                wait = self.settings.tick_seconds - (time.monotonic() - tick_started)
-                while wait > 0 and not self._stopping and hour <= self.end:
-                    time.sleep(min(wait, 0.5))
-                    wait = self.settings.tick_seconds - (time.monotonic() - tick_started)
+            progress.advance(int((self._next_hour - self.start) / _HOUR))
+            while self._in_flight or (self._next_hour <= self.end and not self._stopping):
+                now = time.monotonic()
+                if self._may_send(now):
+                    first_send = first_send or now
+                    self._send_next(now)
+                elif not self._in_flight:
+                    self._save_checkpoint()
+                    time.sleep(min(max(self._next_send_at - now, 0.0), 0.5))
+                elif answer := self._await_answer(now):
+                    head = self._acknowledged()
+                    acked += 1
+                    records += head.records + head.rejects
+                    progress.advance(
+                        1, hour=head.batch_id, accepted=answer.accepted, rejected=answer.rejected
+                    )
+        self._save_checkpoint()
         self._drop_connection()
+        duration = time.monotonic() - first_send if first_send else 0.0
         log.info(
             "replay %s",
             "stopped" if self._stopping else "finished",
-            extra={"hours_sent": sent, "next_hour": _iso(hour)},
+            extra={
+                "hours_sent": acked,
+                "records_sent": records,
+                "duration_s": round(duration, 3),
+                "next_hour": _iso(self._next_hour),
+            },
         )
-        return sent
+        return acked
 
 
 def command(

@@ -1,21 +1,22 @@
-"""Publish one batch to Kafka and tell, only once every delivery report is in, how it went.
+"""Publish batches to Kafka and tell, only once every delivery report is in, how each went.
 
 Valid observations go to ``weather.observations`` (key = station id) exactly as the
 feeder encoded them; records that fail validation, and the rows the parser rejected,
 go to ``weather.observations.dlq`` with their reason. The producer is idempotent with
 ``acks=all``, so an ``ack`` means every record of the batch is durably in Kafka.
-When the client's local queue is full, :meth:`Publisher.publish` waits (backpressure)
-instead of dropping.
+
+:meth:`Publisher.submit` produces a batch without waiting and returns a :class:`Receipt`;
+:meth:`Publisher.outcome` waits for that receipt's last delivery report. Separating the
+two lets a connection produce the next batch while the previous one is in flight. A
+thread serves delivery reports continuously; the per-record callback is kept minimal.
+When the client's local queue is full, ``submit`` waits (backpressure), never drops.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import partial
 
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
@@ -26,7 +27,7 @@ from prometheus_client import Gauge, Histogram
 from moaa.common.observation import OBSERVATION_SCHEMA, Observation, Rejection
 from moaa.common.protocol import Ack, Batch, Nack
 
-__all__ = ["Publisher", "ensure_topics"]
+__all__ = ["Publisher", "Receipt", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,16 @@ DLQ_RECORDS = PromCounter(
 )
 DELIVERY_LATENCY = Histogram(
     "weather_producer_delivery_latency_seconds",
-    "Time from produce() to the broker's delivery report",
+    "Per batch: time from produce() to the delivery report of its last record",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-IN_FLIGHT = Gauge(
-    "weather_producer_in_flight_records", "Records produced and not yet acknowledged by Kafka"
-)
+IN_FLIGHT = Gauge("weather_producer_in_flight_records", "Records produced and not yet delivered")
 BATCH_RECORDS = Histogram(
     "weather_producer_batch_records",
     "Records (observations + rejects) per batch",
     buckets=(0, 1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000),
 )
-BATCHES = PromCounter(
-    "weather_producer_batches_total", "Batches answered, by result (ack, nack)", ["result"]
-)
+BATCHES = PromCounter("weather_producer_batches_total", "Batches answered, by result", ["result"])
 BACKPRESSURE = PromCounter(
     "weather_producer_backpressure_waits_total",
     "Times produce() waited because the local queue was full",
@@ -74,13 +71,9 @@ def ensure_topics(
     missing = [t for t in topics if t not in existing]
     if not missing:
         return
+    config = {"retention.ms": str(retention_ms)}
     new = [
-        NewTopic(
-            t,
-            num_partitions=partitions,
-            replication_factor=replication,
-            config={"retention.ms": str(retention_ms)},
-        )
+        NewTopic(t, num_partitions=partitions, replication_factor=replication, config=config)
         for t in missing
     ]
     for topic, future in admin.create_topics(new).items():
@@ -96,36 +89,58 @@ def ensure_topics(
                 raise
 
 
-@dataclass
-class _Tracker:
-    """Delivery reports of one batch; ``done`` is set when the last one arrives."""
+class Receipt:
+    """Delivery reports of one batch; :attr:`done` is set when the last one has arrived."""
 
-    expected: int
-    delivered: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    done: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.produced: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.done = threading.Event()
+        self._failed: Counter[str] = Counter()
+        self._reported = 0
+        self._total: int | None = None
+        self._lock = threading.Lock()
 
-    def report(self, topic: str, started: float, err: KafkaError | None, _msg: Message) -> None:
-        DELIVERY_LATENCY.observe(time.perf_counter() - started)
-        IN_FLIGHT.dec()
-        RECORDS.labels(topic, "delivered" if err is None else "failed").inc()
-        with self.lock:
-            if err is None:
-                self.delivered[topic] += 1
-            else:
-                self.errors.append(str(err))
-            if sum(self.delivered.values()) + len(self.errors) >= self.expected:
-                self.done.set()
+    def report(self, err: KafkaError | None, msg: Message) -> None:
+        """librdkafka delivery callback, once per record, in the delivery thread.
+
+        Kept minimal on purpose; metrics are updated once per batch in :meth:`_finish`.
+        """
+        with self._lock:
+            if err is not None:
+                self.errors.append(f"{msg.topic()}: {err}")
+                self._failed[msg.topic()] += 1
+            self._reported += 1
+            if self._total is not None and self._reported >= self._total:
+                self._finish(msg.latency())
+
+    def seal(self) -> None:
+        """Every record of the batch has been produced: from now on ``done`` can be set."""
+        with self._lock:
+            self._total = sum(self.produced.values())
+            if self._reported >= self._total:
+                self._finish(None)
+
+    def _finish(self, last_latency: float | None) -> None:
+        for topic, count in self.produced.items():
+            RECORDS.labels(topic, "delivered").inc(count - self._failed[topic])
+            if self._failed[topic]:
+                RECORDS.labels(topic, "failed").inc(self._failed[topic])
+        if last_latency is not None:
+            DELIVERY_LATENCY.observe(last_latency)
+        self.done.set()
 
 
 class Publisher:
-    """Wraps one idempotent confluent-kafka producer and a thread serving its callbacks.
+    """One idempotent confluent-kafka producer, and a thread serving its delivery reports.
 
     :param config: librdkafka client config (bootstrap, security).
     :param observations_topic: where valid observations go.
     :param dlq_topic: where rejected rows and invalid records go.
     :param delivery_timeout_s: a batch not fully delivered by then is nacked (and resent).
+    :param queue_max_messages: local queue size; a full queue makes ``submit`` wait.
+    :param linger_ms: librdkafka ``linger.ms``.
     """
 
     def __init__(
@@ -135,7 +150,7 @@ class Publisher:
         dlq_topic: str,
         delivery_timeout_s: float = 60.0,
         queue_max_messages: int = 100_000,
-        linger_ms: int = 20,
+        linger_ms: int = 1,
     ) -> None:
         self.observations_topic = observations_topic
         self.dlq_topic = dlq_topic
@@ -152,105 +167,96 @@ class Publisher:
             },
             logger=logging.getLogger("librdkafka"),
         )
+        IN_FLIGHT.set_function(lambda: len(self._producer))
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-delivery", daemon=True)
         self._poller.start()
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.1)
+            self._producer.poll(0.05)
 
     def _produce(
-        self, topic: str, key: bytes | str | None, value: bytes, headers: list, tracker: _Tracker
+        self, topic: str, key: str | None, value: bytes, headers: list, receipt: Receipt
     ) -> None:
-        IN_FLIGHT.inc()
         while True:
             try:
                 self._producer.produce(
-                    topic,
-                    value,
-                    key,
-                    headers=headers,
-                    on_delivery=partial(tracker.report, topic, time.perf_counter()),
+                    topic, value, key, headers=headers, on_delivery=receipt.report
                 )
-                return
+                break
             except BufferError:
-                # Local queue full: wait for deliveries to drain it rather than drop anything.
+                # Local queue full: wait for deliveries to make room; never drop a record.
                 BACKPRESSURE.inc()
-                time.sleep(0.01)
+                self._stop.wait(0.005)
+        receipt.produced[topic] += 1
 
-    def publish_dead_letter(self, rejection: Rejection) -> bool:
-        """Send one rejection (e.g. an unreadable frame) and wait for its delivery."""
-        tracker = _Tracker(expected=1)
+    def _dead_letter(
+        self, rejection: Rejection, receipt: Receipt, value: bytes | None = None
+    ) -> None:
         DLQ_RECORDS.labels(rejection.reason).inc()
-        self._produce(self.dlq_topic, rejection.source, rejection.to_json(), _HEADERS_DLQ, tracker)
-        return tracker.done.wait(self.delivery_timeout_s) and not tracker.errors
+        self._produce(
+            self.dlq_topic, rejection.source, value or rejection.to_json(), _HEADERS_DLQ, receipt
+        )
 
-    def publish(self, batch: Batch) -> Ack | Nack:
-        """Publish every record of ``batch``; answer only when all deliveries are known."""
-        total = len(batch.records) + len(batch.rejects)
-        BATCH_RECORDS.observe(total)
-        tracker = _Tracker(expected=total)
-        if total == 0:
-            tracker.done.set()
+    def submit(self, batch: Batch) -> Receipt:
+        """Produce every record of ``batch`` (validated) without waiting for delivery."""
+        BATCH_RECORDS.observe(len(batch.records) + len(batch.rejects))
+        receipt = Receipt(batch.batch_id)
         for index, raw in enumerate(batch.records):
             value = bytes(raw)
             try:
                 obs = Observation.from_json(value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                rejection = Rejection(
-                    source=f"batch {batch.batch_id}",
-                    line=index,
-                    reason="invalid_record",
-                    detail=str(exc),
-                    raw=value[:4096].decode("utf-8", errors="replace"),
-                    stage="producer",
-                )
-                DLQ_RECORDS.labels(rejection.reason).inc()
-                self._produce(
-                    self.dlq_topic, rejection.source, rejection.to_json(), _HEADERS_DLQ, tracker
+                self._dead_letter(
+                    _invalid(batch.batch_id, index, "invalid_record", exc, value), receipt
                 )
                 continue
-            self._produce(self.observations_topic, obs.station_id, value, _HEADERS_OBS, tracker)
+            self._produce(self.observations_topic, obs.station_id, value, _HEADERS_OBS, receipt)
         for index, raw in enumerate(batch.rejects):
             value = bytes(raw)
             try:
-                rejection = _REJECTION_DECODER.decode(value)
+                self._dead_letter(_REJECTION_DECODER.decode(value), receipt, value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                rejection = Rejection(
-                    source=f"batch {batch.batch_id}",
-                    line=index,
-                    reason="invalid_reject",
-                    detail=str(exc),
-                    raw=value[:4096].decode("utf-8", errors="replace"),
-                    stage="producer",
+                self._dead_letter(
+                    _invalid(batch.batch_id, index, "invalid_reject", exc, value), receipt
                 )
-                value = rejection.to_json()
-            DLQ_RECORDS.labels(rejection.reason).inc()
-            self._produce(self.dlq_topic, rejection.source, value, _HEADERS_DLQ, tracker)
-        # The batch is complete: flush() sends what linger.ms still holds at once (and waits
-        # for it) instead of letting the last records sit out the linger delay.
-        self._producer.flush(self.delivery_timeout_s)
-        if not tracker.done.wait(5):
+        receipt.seal()
+        return receipt
+
+    def outcome(self, receipt: Receipt) -> Ack | Nack:
+        """Wait for the last delivery report of ``receipt``; ``Ack`` only if all succeeded."""
+        if not receipt.done.wait(self.delivery_timeout_s + 5):
             BATCHES.labels("nack").inc()
             return Nack(
-                batch.batch_id, "delivery_timeout", f"{total} records not all delivered in time"
+                receipt.batch_id, "delivery_timeout", "not every record was delivered in time"
             )
-        if tracker.errors:
+        if receipt.errors:
             BATCHES.labels("nack").inc()
             log.warning(
                 "batch %s: %d deliveries failed",
-                batch.batch_id,
-                len(tracker.errors),
-                extra={"error": tracker.errors[0]},
+                receipt.batch_id,
+                len(receipt.errors),
+                extra={"error": receipt.errors[0]},
             )
-            return Nack(batch.batch_id, "delivery_failed", tracker.errors[0])
+            return Nack(receipt.batch_id, "delivery_failed", receipt.errors[0])
         BATCHES.labels("ack").inc()
         return Ack(
-            batch.batch_id,
-            tracker.delivered[self.observations_topic],
-            tracker.delivered[self.dlq_topic],
+            receipt.batch_id,
+            receipt.produced[self.observations_topic],
+            receipt.produced[self.dlq_topic],
         )
+
+    def publish(self, batch: Batch) -> Ack | Nack:
+        """Submit ``batch`` and wait for its outcome."""
+        return self.outcome(self.submit(batch))
+
+    def publish_dead_letter(self, rejection: Rejection) -> bool:
+        """Send one rejection (e.g. an unreadable frame) and wait for its delivery."""
+        receipt = Receipt(f"dead-letter {rejection.reason}")
+        self._dead_letter(rejection, receipt)
+        receipt.seal()
+        return receipt.done.wait(self.delivery_timeout_s + 5) and not receipt.errors
 
     def check_kafka(self) -> tuple[bool, str]:
         """Readiness: can the producer fetch cluster metadata right now?"""
@@ -264,3 +270,14 @@ class Publisher:
         self._producer.flush(timeout_s)
         self._stop.set()
         self._poller.join(5)
+
+
+def _invalid(batch_id: str, index: int, reason: str, exc: Exception, value: bytes) -> Rejection:
+    return Rejection(
+        source=f"batch {batch_id}",
+        line=index,
+        reason=reason,
+        detail=str(exc),
+        raw=value[:4096].decode("utf-8", errors="replace"),
+        stage="producer",
+    )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import socket
 import socketserver
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,6 @@ from moaa.common.ops import OpsServer
 from moaa.common.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
-    Batch,
     FrameError,
     Hello,
     Nack,
@@ -43,7 +42,7 @@ from moaa.common.protocol import (
     read_frame,
     send_frame,
 )
-from moaa.producer.publisher import Publisher, ensure_topics
+from moaa.producer.publisher import Publisher, Receipt, ensure_topics
 
 __all__ = ["ProducerServer", "ProducerSettings", "command"]
 
@@ -80,7 +79,7 @@ class ProducerSettings(KafkaSettings):
     producer_queue_max_messages: int = Field(
         100_000, description="Local queue size before backpressure."
     )
-    producer_linger_ms: int = Field(20, description="librdkafka linger.ms (batching delay).")
+    producer_linger_ms: int = Field(1, description="librdkafka linger.ms (batching delay).")
     producer_metrics_port: int = Field(
         9301, description="Port of /metrics, /healthz, /readyz (0 = off)."
     )
@@ -127,18 +126,52 @@ class ProducerServer(socketserver.ThreadingUnixStreamServer):
         return self.publisher.check_kafka()
 
 
+_CLOSE = object()  # queued after the last reply of a connection that must end
+
+
 class _Handler(socketserver.BaseRequestHandler):
+    """One feeder connection: a reader (this thread) and a replier thread.
+
+    The reader decodes frames and submits batches without waiting for their delivery, so
+    the next batch can be produced while the previous one is in flight. Every reply goes
+    through one queue to the replier, which waits for each batch's outcome in turn:
+    replies leave in the order the frames came.
+    """
+
     server: ProducerServer
 
     def handle(self) -> None:
         CONNECTIONS.inc()
+        replies: queue.Queue[object] = queue.Queue()
+        replier = threading.Thread(
+            target=self._reply_loop, args=(replies,), name="replier", daemon=True
+        )
+        replier.start()
         try:
-            self._serve()
+            self._read_loop(replies)
+        except Exception:
+            # A bug must cost this connection (the feeder reconnects and resends), not the process.
+            log.exception("connection failed unexpectedly; closing it")
         finally:
+            replies.put(_CLOSE)
+            replier.join()
             CONNECTIONS.dec()
 
-    def _reply(self, message: msgspec.Struct) -> None:
-        send_frame(self.request, encode(message))
+    def _reply_loop(self, replies: queue.Queue[object]) -> None:
+        publisher = self.server.publisher
+        broken = False
+        while True:
+            item = replies.get()
+            if item is _CLOSE:
+                return
+            message = publisher.outcome(item) if isinstance(item, Receipt) else item
+            if broken:
+                continue  # keep waiting for outcomes so nothing is left half-tracked
+            try:
+                send_frame(self.request, encode(message))  # type: ignore[arg-type]
+            except OSError as exc:
+                log.warning("could not answer the feeder: %s", exc)
+                broken = True
 
     def _dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
         rejection = Rejection(
@@ -152,7 +185,7 @@ class _Handler(socketserver.BaseRequestHandler):
         if not self.server.publisher.publish_dead_letter(rejection):
             log.error("could not deliver a dead letter", extra={"reason": reason})
 
-    def _serve(self) -> None:
+    def _read_loop(self, replies: queue.Queue[object]) -> None:
         publisher = self.server.publisher
         greeted = False
         while True:
@@ -167,7 +200,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 FRAMES.labels("bad_length").inc()
                 log.warning("bad frame length, closing the connection: %s", exc)
                 self._dead_letter("bad_frame_length", str(exc), b"")
-                self._reply(Nack(None, "bad_frame_length", str(exc), retry=False))
+                replies.put(Nack(None, "bad_frame_length", str(exc), retry=False))
                 return
             except OSError as exc:
                 log.warning("connection error: %s", exc)
@@ -178,37 +211,25 @@ class _Handler(socketserver.BaseRequestHandler):
                 FRAMES.labels("invalid").inc()
                 log.warning("invalid frame: %s", exc)
                 self._dead_letter("invalid_frame", str(exc), payload)
-                self._reply(Nack(None, "invalid_frame", str(exc), retry=False))
+                replies.put(Nack(None, "invalid_frame", str(exc), retry=False))
                 continue
             if isinstance(message, Hello):
                 FRAMES.labels("hello").inc()
                 if message.protocol != PROTOCOL_VERSION:
-                    self._reply(
-                        Nack(
-                            None,
-                            "unsupported_protocol",
-                            f"server speaks {PROTOCOL_VERSION}",
-                            retry=False,
-                        )
-                    )
+                    detail = f"server speaks {PROTOCOL_VERSION}"
+                    replies.put(Nack(None, "unsupported_protocol", detail, retry=False))
                     return
                 greeted = True
-                self._reply(Hello(PROTOCOL_VERSION, "moaa-producer"))
+                replies.put(Hello(PROTOCOL_VERSION, "moaa-producer"))
                 continue
-            assert isinstance(message, Batch)  # noqa: S101 - the decoder's union guarantees it
             if not greeted:
                 FRAMES.labels("no_hello").inc()
-                self._reply(
+                replies.put(
                     Nack(message.batch_id, "hello_required", "send hello first", retry=False)
                 )
                 return
             FRAMES.labels("batch").inc()
-            started = time.perf_counter()
-            answer = publisher.publish(message)
-            log.debug(
-                "batch %s answered in %.3f s", message.batch_id, time.perf_counter() - started
-            )
-            self._reply(answer)
+            replies.put(publisher.submit(message))
 
 
 def run(settings: ProducerSettings) -> None:
