@@ -32,12 +32,12 @@ import pyarrow.parquet as pq
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from moaa.common.kafka import ensure_topics
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
 from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
-from moaa.producer.publisher import ensure_topics
 
 MOAA = str(Path(sys.executable).with_name("moaa"))
 

@@ -48,6 +48,12 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.dlq = self.topic + ".dlq"
+        self.stats_topic = self.topic + ".stats"
+        self.summary_topic = self.topic + ".summary"
+        self.database = "it_" + self.topic.replace(".", "_")
+        self.spark_ui_port, self.insert_port = free_ports(2)
+        self.spark_jars = ""
+        self.mongo_uri = ""
         self.socket = self.workdir / "p.sock"
         self.checkpoint = self.workdir / "checkpoint.json"
         self.producer_port, self.feeder_port = free_ports(2)
@@ -64,6 +70,16 @@ class Pipeline:
             "MOAA_CHECKPOINT_PATH": str(self.checkpoint),
             "MOAA_PRODUCER_METRICS_PORT": str(self.producer_port),
             "MOAA_FEEDER_METRICS_PORT": str(self.feeder_port),
+            "MOAA_TOPIC_HOURLY_STATS": self.stats_topic,
+            "MOAA_TOPIC_HOURLY_SUMMARY": self.summary_topic,
+            "MOAA_CHECKPOINT_DIR": str(self.workdir / "checkpoints"),
+            "MOAA_SPARK_JARS": self.spark_jars,
+            "MOAA_SPARK_MASTER": "local[2]",
+            "MOAA_SPARK_UI_PORT": str(self.spark_ui_port),
+            "MOAA_MONGO_URI": self.mongo_uri,
+            "MOAA_MONGO_DATABASE": self.database,
+            "MOAA_INSERT_GROUP_ID": f"insert-{self.topic}",
+            "MOAA_INSERT_METRICS_PORT": str(self.insert_port),
             **extra,
         }
 
@@ -92,6 +108,12 @@ class Pipeline:
             probe.close()
         return True
 
+    def start_stats(self) -> subprocess.Popen[bytes]:
+        return self._start("stats", ["stats"], self.env())
+
+    def start_insert(self) -> subprocess.Popen[bytes]:
+        return self._start("insert", ["insert"], self.env())
+
     def start_feeder(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         return self._start("feeder", ["feeder", *args], self.env(**env))
 
@@ -111,10 +133,14 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap: str, sample_dataset: Path) -> Iterator[Pipeline]:
+def pipeline(
+    kafka_bootstrap: str, mongo_uri: str, spark_jars: list[Path], sample_dataset: Path
+) -> Iterator[Pipeline]:
     # Unix socket paths are limited to 107 bytes: keep the work dir short.
     workdir = Path(tempfile.mkdtemp(prefix="moaa-it-"))
     pipe = Pipeline(kafka_bootstrap, sample_dataset, workdir)
+    pipe.spark_jars = ",".join(str(p) for p in spark_jars)
+    pipe.mongo_uri = mongo_uri
     yield pipe
     pipe.stop()
     shutil.rmtree(workdir, ignore_errors=True)

@@ -6,7 +6,8 @@ over TLS with the Strimzi cluster CA (``MOAA_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` 
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
@@ -32,6 +33,11 @@ class KafkaSettings(MoaaSettings):
     kafka_username: str = Field("", description="SASL user (the KafkaUser name in Kubernetes).")
     kafka_password: SecretStr = Field(SecretStr(""), description="SASL password (from a Secret).")
     kafka_ca_location: str = Field("", description="PEM CA file for TLS (the Strimzi cluster CA).")
+    topic_partitions: int = Field(3, description="Partitions of the topics a component creates.")
+    topic_replication_factor: int = Field(1, description="Replication factor of topics it creates.")
+    topic_retention_ms: int = Field(
+        SEVEN_DAYS_MS, description="retention.ms of topics it creates (7 days)."
+    )
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka configuration for confluent-kafka clients."""
@@ -48,3 +54,43 @@ class KafkaSettings(MoaaSettings):
         if self.kafka_ca_location:
             conf["ssl.ca.location"] = self.kafka_ca_location
         return conf
+
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(
+    admin: Any,
+    topics: list[str],
+    partitions: int,
+    replication: int,
+    retention_ms: int = SEVEN_DAYS_MS,
+) -> None:
+    """Create missing topics with the given retention; existing ones are left as they are.
+
+    ``admin`` is a ``confluent_kafka.admin.AdminClient`` (imported by the caller's package:
+    moaa-common itself does not depend on confluent-kafka).
+    """
+    from confluent_kafka import KafkaError  # noqa: PLC0415 - optional dependency of common
+    from confluent_kafka.admin import NewTopic  # noqa: PLC0415
+
+    existing = set(admin.list_topics(timeout=30).topics)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return
+    config = {"retention.ms": str(retention_ms)}
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=replication, config=config)
+        for t in missing
+    ]
+    for topic, future in admin.create_topics(new).items():
+        try:
+            future.result(30)
+            log.info(
+                "created topic %s",
+                topic,
+                extra={"topic": topic, "partitions": partitions, "retention_ms": retention_ms},
+            )
+        except Exception as exc:
+            if getattr(exc.args[0], "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise

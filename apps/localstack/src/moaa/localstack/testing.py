@@ -7,7 +7,9 @@ end of the session. Fixtures are lazy: a test run that asks for none starts noth
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +80,14 @@ def mongo_uri(local_stack: LocalStack) -> str:
 def spark_jars(toolchain: Toolchain) -> list[Path]:
     """Spark's Kafka connector jars, exactly matching the pinned Spark version."""
     return toolchain.spark_jars()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Turn SIGTERM (e.g. from `timeout` or a CI runner) into a normal interruption, so
+    session fixtures still stop the servers they started instead of leaking them."""
+
+    def _terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)

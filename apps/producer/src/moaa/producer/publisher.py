@@ -20,14 +20,13 @@ from collections import Counter
 
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
 from moaa.common.observation import OBSERVATION_SCHEMA, Observation, Rejection
 from moaa.common.protocol import Ack, Batch, Nack
 
-__all__ = ["Publisher", "Receipt", "ensure_topics"]
+__all__ = ["Publisher", "Receipt"]
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +60,6 @@ BACKPRESSURE = PromCounter(
 _HEADERS_OBS = [("moaa-schema", OBSERVATION_SCHEMA.encode())]
 _HEADERS_DLQ = [("moaa-schema", b"rejection.v1")]
 _REJECTION_DECODER = msgspec.json.Decoder(Rejection)
-
-
-def ensure_topics(
-    admin: AdminClient, topics: list[str], partitions: int, replication: int, retention_ms: int
-) -> None:
-    """Create missing topics with the given retention; existing ones are left as they are."""
-    existing = set(admin.list_topics(timeout=30).topics)
-    missing = [t for t in topics if t not in existing]
-    if not missing:
-        return
-    config = {"retention.ms": str(retention_ms)}
-    new = [
-        NewTopic(t, num_partitions=partitions, replication_factor=replication, config=config)
-        for t in missing
-    ]
-    for topic, future in admin.create_topics(new).items():
-        try:
-            future.result(30)
-            log.info(
-                "created topic %s",
-                topic,
-                extra={"topic": topic, "partitions": partitions, "retention_ms": retention_ms},
-            )
-        except Exception as exc:
-            if getattr(exc.args[0], "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
 
 
 class Receipt:

@@ -25,7 +25,12 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 from pydantic import Field
 
-from moaa.common.kafka import SEVEN_DAYS_MS, TOPIC_DLQ, TOPIC_OBSERVATIONS, KafkaSettings
+from moaa.common.kafka import (
+    TOPIC_DLQ,
+    TOPIC_OBSERVATIONS,
+    KafkaSettings,
+    ensure_topics,
+)
 from moaa.common.logs import configure_logging
 from moaa.common.metrics import publish_build_info
 from moaa.common.observation import Rejection
@@ -42,7 +47,7 @@ from moaa.common.protocol import (
     read_frame,
     send_frame,
 )
-from moaa.producer.publisher import Publisher, Receipt, ensure_topics
+from moaa.producer.publisher import Publisher, Receipt
 
 __all__ = ["ProducerServer", "ProducerSettings", "command"]
 
@@ -64,11 +69,6 @@ class ProducerSettings(KafkaSettings):
     topic_observations: str = Field(TOPIC_OBSERVATIONS, description="Topic of valid observations.")
     topic_dlq: str = Field(
         TOPIC_DLQ, description="Dead-letter topic (rejected rows, invalid records and frames)."
-    )
-    topic_partitions: int = Field(3, description="Partitions of topics the producer creates.")
-    topic_replication_factor: int = Field(1, description="Replication factor of topics it creates.")
-    topic_retention_ms: int = Field(
-        SEVEN_DAYS_MS, description="retention.ms of topics it creates (7 days)."
     )
     max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES, description="Largest frame accepted on the socket."

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from pydantic import Field
 from pyspark.sql import SparkSession
 
+from moaa.common.kafka import KafkaSettings
 from moaa.common.settings import MoaaSettings
 
-__all__ = ["SparkSettings", "build_session"]
+__all__ = ["SparkSettings", "build_session", "kafka_options", "metrics_conf"]
 
 
 class SparkSettings(MoaaSettings):
@@ -66,3 +67,43 @@ def build_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def kafka_options(settings: KafkaSettings) -> dict[str, str]:
+    """Spark Kafka source/sink options (``kafka.*``) from the shared Kafka settings."""
+    options = {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap,
+        "kafka.security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_password.get_secret_value()
+        options |= {
+            "kafka.sasl.mechanism": settings.kafka_sasl_mechanism,
+            "kafka.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{settings.kafka_username}" password="{password}";'
+            ),
+        }
+    if settings.kafka_ca_location:
+        options |= {
+            "kafka.ssl.truststore.type": "PEM",
+            "kafka.ssl.truststore.location": settings.kafka_ca_location,
+        }
+    return options
+
+
+def metrics_conf(namespace: str) -> dict[str, str]:
+    """Prometheus metrics of the driver on its UI port, under a stable namespace.
+
+    ``/metrics/prometheus`` (driver: streaming input/processing rates, batch duration,
+    state rows, watermark, per named query) and ``/metrics/executors/prometheus``.
+    A fixed ``spark.metrics.namespace`` keeps series names stable across restarts.
+    """
+    sink = "spark.metrics.conf.*.sink.prometheusServlet"
+    return {
+        "spark.ui.prometheus.enabled": "true",
+        "spark.metrics.namespace": namespace,
+        "spark.sql.streaming.metricsEnabled": "true",
+        f"{sink}.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+        f"{sink}.path": "/metrics/prometheus",
+    }

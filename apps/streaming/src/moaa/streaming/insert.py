@@ -1,0 +1,239 @@
+"""The insert job: result topics → MongoDB, idempotently, committing offsets after each write.
+
+A plain Kafka consumer (confluent-kafka) rather than a Spark job: the work is a keyed
+upsert per message, so Spark would add a JVM, a checkpoint and seconds of batch latency
+for no computation. The consumer reads a batch of messages, keeps the last value per key
+(an unordered bulk write may apply two updates of one document in any order), upserts them
+with ``_id`` = the natural key in one unordered ``bulk_write``, and only then commits the
+offsets. A crash between write and commit replays the batch: the same upserts again, no
+duplicate. Collections and their keys:
+
+* ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
+* ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from prometheus_client import Counter, Histogram
+from pydantic import Field, SecretStr
+from pymongo import ASCENDING, MongoClient, UpdateOne
+from pymongo.errors import PyMongoError
+
+from moaa.common.kafka import KafkaSettings
+from moaa.common.logs import configure_logging
+from moaa.common.metrics import publish_build_info
+from moaa.common.ops import OpsServer
+from moaa.streaming.stats import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY
+
+__all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
+
+log = logging.getLogger(__name__)
+
+DOCUMENTS = Counter(
+    "weather_insert_documents_total",
+    "Documents upserted into MongoDB, by collection",
+    ["collection"],
+)
+WRITE_LATENCY = Histogram(
+    "weather_insert_write_latency_seconds",
+    "Duration of one bulk write to MongoDB",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MESSAGES = Counter("weather_insert_messages_total", "Result messages consumed, by topic", ["topic"])
+INVALID = Counter(
+    "weather_insert_invalid_messages_total", "Messages that were not JSON objects, skipped"
+)
+LAST_WRITE = Histogram(
+    "weather_insert_result_age_seconds",
+    "Time from a result message's Kafka timestamp to its write in MongoDB",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+
+class InsertSettings(KafkaSettings):
+    """Settings of the insert job (``MOAA_*``)."""
+
+    mongo_uri: SecretStr = Field(
+        SecretStr("mongodb://127.0.0.1:27017/"),
+        description="MongoDB connection string (readWrite user).",
+    )
+    mongo_database: str = Field("moaa", description="Database of the results.")
+    topic_hourly_stats: str = Field(TOPIC_HOURLY_STATS, description="Per station and hour results.")
+    topic_hourly_summary: str = Field(
+        TOPIC_HOURLY_SUMMARY, description="All-stations per hour results."
+    )
+    insert_group_id: str = Field("moaa-insert", description="Consumer group of the insert job.")
+    insert_batch_max: int = Field(5000, description="Most messages written in one bulk write.")
+    insert_batch_wait_s: float = Field(0.2, description="Longest wait to fill a batch.")
+    insert_metrics_port: int = Field(
+        9302, description="Port of /metrics, /healthz, /readyz (0 = off)."
+    )
+
+
+def _parse_hour(value: Any) -> Any:
+    if isinstance(value, str) and value.endswith("Z"):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
+
+
+def documents_for(collection: str, key: str, value: dict[str, Any]) -> UpdateOne:
+    """The idempotent upsert of one result: ``_id`` = key, every field ``$set``."""
+    fields = {k: _parse_hour(v) if k == "hour" else v for k, v in value.items()}
+    fields["updated_at"] = datetime.now(UTC)
+    return UpdateOne({"_id": key}, {"$set": fields}, upsert=True)
+
+
+class Inserter:
+    """Consume result topics and upsert into MongoDB, committing after each write."""
+
+    def __init__(self, settings: InsertSettings) -> None:
+        self.settings = settings
+        self.topics = {
+            settings.topic_hourly_stats: "hourly_stats",
+            settings.topic_hourly_summary: "hourly_summary",
+        }
+        self.consumer = Consumer(
+            {
+                **settings.kafka_client_config(),
+                "group.id": settings.insert_group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "topic.metadata.refresh.interval.ms": 5000,
+            },
+            logger=logging.getLogger("librdkafka"),
+        )
+        self.mongo: MongoClient[dict[str, Any]] = MongoClient(
+            settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000, tz_aware=True
+        )
+        self.db = self.mongo[settings.mongo_database]
+        self._stopping = False
+        self._decoder = msgspec.json.Decoder(dict)
+
+    def ensure_indexes(self) -> None:
+        self.db.hourly_stats.create_index(
+            [("station_id", ASCENDING), ("hour", ASCENDING)], name="station_hour"
+        )
+        self.db.hourly_stats.create_index([("hour", ASCENDING)], name="hour")
+        self.db.hourly_summary.create_index([("hour", ASCENDING)], name="hour")
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            self.mongo.admin.command("ping")
+        except PyMongoError as exc:
+            return False, f"mongodb unreachable: {exc}"
+        return True, "ok"
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _write(self, messages: list) -> None:
+        latest: dict[str, dict[str, tuple[str, dict[str, Any], float]]] = {}
+        now = time.time()
+        for msg in messages:
+            topic = msg.topic()
+            MESSAGES.labels(topic).inc()
+            try:
+                value = self._decoder.decode(msg.value())
+                key = msg.key().decode()
+            except (msgspec.DecodeError, AttributeError, UnicodeDecodeError):
+                INVALID.inc()
+                log.warning(
+                    "skipping an unreadable message", extra={"topic": topic, "offset": msg.offset()}
+                )
+                continue
+            _, ts = msg.timestamp()
+            latest.setdefault(self.topics[topic], {})[key] = (
+                key,
+                value,
+                ts / 1000 if ts > 0 else now,
+            )
+        for collection, docs in latest.items():
+            started = time.perf_counter()
+            self.db[collection].bulk_write(
+                [documents_for(collection, k, v) for k, v, _ in docs.values()], ordered=False
+            )
+            WRITE_LATENCY.observe(time.perf_counter() - started)
+            DOCUMENTS.labels(collection).inc(len(docs))
+            written = time.time()
+            for _, _, ts in docs.values():
+                LAST_WRITE.observe(max(written - ts, 0.0))
+
+    def run(self) -> None:
+        self.ensure_indexes()
+        self.consumer.subscribe(list(self.topics))
+        log.info(
+            "insert job consuming %s",
+            ", ".join(self.topics),
+            extra={"database": self.settings.mongo_database},
+        )
+        backoff = 0.5
+        while not self._stopping:
+            messages = self.consumer.consume(
+                self.settings.insert_batch_max, self.settings.insert_batch_wait_s
+            )
+            good = []
+            for msg in messages:
+                err = msg.error()
+                if err is None:
+                    good.append(msg)
+                elif err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err)
+            if not messages:
+                continue
+            while not self._stopping:
+                try:
+                    self._write(good)
+                    break
+                except PyMongoError as exc:
+                    log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+            else:
+                break  # stopping with an unwritten batch: do not commit it
+            backoff = 0.5
+            try:
+                self.consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                log.warning("offset commit failed (%s); the batch may be written again", exc)
+        self.consumer.close()
+        self.mongo.close()
+
+
+def command() -> None:
+    """Run the insert job: upsert hourly stats and summaries from Kafka into MongoDB.
+
+    Idempotent (``_id`` = natural key, unordered bulk upserts), offsets committed only after
+    each write, so restarts and replays never duplicate a document.
+    """
+    settings = InsertSettings()
+    configure_logging(settings.log_level, settings.log_format, component="insert")
+    publish_build_info("insert", "0.1.0")
+    inserter = Inserter(settings)
+    ops = (
+        OpsServer(settings.insert_metrics_port, inserter.ready).start()
+        if settings.insert_metrics_port
+        else None
+    )
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        inserter.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        inserter.run()
+    finally:
+        if ops:
+            ops.stop()

@@ -1,0 +1,237 @@
+"""The stats job: exact hourly min / max / mean temperature per station, and per hour overall.
+
+Reads ``weather.observations`` with Spark's Kafka source and an explicit schema; event time
+is the observation time. Two named streaming queries share the parsed, de-duplicated stream:
+
+* ``hourly_stats`` — per station and UTC hour: min, max, mean of valid temperatures and
+  their count (plus the station's name and position for the map), to
+  ``weather.hourly-stats`` keyed ``<station>|<hour>``;
+* ``hourly_summary`` — per hour over all stations: min, max, mean, readings and stations,
+  to ``weather.hourly-summary`` keyed ``<hour>``.
+
+**Watermark and output mode.** The queries run in *update* mode with a watermark of
+``MOAA_STATS_WATERMARK`` (default 2 hours) on the observation time: every micro-batch emits
+the hours whose figures changed, so the current hour's numbers update as its records arrive;
+once the watermark passes an hour's end its state is dropped and its last emitted figures
+are final. Records are de-duplicated on ``obs_id`` within the watermark
+(``dropDuplicatesWithinWatermark``), so the feeder's redeliveries never count twice.
+Emitted rows are upserts by key downstream, so a re-emitted batch after a restart is
+harmless. Checkpoints (``MOAA_CHECKPOINT_DIR``, a PVC in Kubernetes) carry offsets and state.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import Field
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
+
+from moaa.common.kafka import TOPIC_OBSERVATIONS, KafkaSettings, ensure_topics
+from moaa.common.logs import configure_logging
+from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
+
+__all__ = [
+    "OBSERVATION_SCHEMA",
+    "TOPIC_HOURLY_STATS",
+    "TOPIC_HOURLY_SUMMARY",
+    "StatsSettings",
+    "command",
+    "hourly_stats",
+    "hourly_summary",
+    "parse_observations",
+]
+
+log = logging.getLogger(__name__)
+
+TOPIC_HOURLY_STATS = "weather.hourly-stats"
+TOPIC_HOURLY_SUMMARY = "weather.hourly-summary"
+
+#: The wire form of :class:`moaa.common.observation.Observation`, read explicitly.
+OBSERVATION_SCHEMA = StructType(
+    [
+        StructField("obs_id", StringType()),
+        StructField("station_id", StringType()),
+        StructField("ts", TimestampType()),
+        StructField("name", StringType()),
+        StructField("latitude", DoubleType()),
+        StructField("longitude", DoubleType()),
+        StructField("elevation_m", DoubleType()),
+        StructField("report_type", StringType()),
+        StructField("source", StringType()),
+        StructField("temperature_c", DoubleType()),
+        StructField("temperature_quality", StringType()),
+        StructField("dew_point_c", DoubleType()),
+        StructField("sea_level_pressure_hpa", DoubleType()),
+        StructField("wind_speed_ms", DoubleType()),
+    ]
+)
+
+
+class StatsSettings(KafkaSettings, SparkSettings):
+    """Settings of the stats job (``MOAA_*``)."""
+
+    topic_observations: str = Field(TOPIC_OBSERVATIONS, description="Topic of valid observations.")
+    topic_hourly_stats: str = Field(TOPIC_HOURLY_STATS, description="Per station and hour results.")
+    topic_hourly_summary: str = Field(
+        TOPIC_HOURLY_SUMMARY, description="All-stations per hour results."
+    )
+    checkpoint_dir: Path = Field(
+        Path(".local/checkpoints"), description="Streaming checkpoints (a PVC in Kubernetes)."
+    )
+    stats_watermark: str = Field("2 hours", description="Event-time watermark of the stats job.")
+    stats_max_offsets_per_trigger: int = Field(
+        200_000, description="Upper bound of records read per micro-batch."
+    )
+    stats_trigger_seconds: float = Field(
+        0.0, description="Micro-batch interval; 0 starts the next batch as soon as one ends."
+    )
+
+
+def _hour_key(hour: Column) -> Column:
+    return F.date_format(hour, "yyyy-MM-dd'T'HH:mm:ss'Z'")
+
+
+def parse_observations(kafka_rows: DataFrame, watermark: str) -> DataFrame:
+    """Kafka rows → typed observations with a temperature, de-duplicated on ``obs_id``."""
+    parsed = kafka_rows.select(
+        F.from_json(F.col("value").cast("string"), OBSERVATION_SCHEMA).alias("o")
+    ).select("o.*")
+    valid = parsed.where(
+        F.col("obs_id").isNotNull() & F.col("ts").isNotNull() & F.col("temperature_c").isNotNull()
+    )
+    return valid.withWatermark("ts", watermark).dropDuplicatesWithinWatermark(["obs_id"])
+
+
+def hourly_stats(observations: DataFrame) -> DataFrame:
+    """Per station and hour: min, max, mean, count (+ name and position), with key and hour."""
+    grouped = observations.groupBy(F.col("station_id"), F.window("ts", "1 hour").alias("w")).agg(
+        F.min("temperature_c").alias("min_c"),
+        F.max("temperature_c").alias("max_c"),
+        F.avg("temperature_c").alias("mean_c"),
+        F.count("temperature_c").alias("count"),
+        F.max("name").alias("name"),
+        F.max("latitude").alias("latitude"),
+        F.max("longitude").alias("longitude"),
+        F.max("elevation_m").alias("elevation_m"),
+    )
+    hour = _hour_key(F.col("w.start"))
+    return grouped.select(
+        F.concat_ws("|", "station_id", hour).alias("key"),
+        "station_id",
+        hour.alias("hour"),
+        "min_c",
+        "max_c",
+        "mean_c",
+        "count",
+        "name",
+        "latitude",
+        "longitude",
+        "elevation_m",
+    )
+
+
+def hourly_summary(observations: DataFrame) -> DataFrame:
+    """Per hour over all stations: min, max, mean, readings and (approximate) stations."""
+    grouped = observations.groupBy(F.window("ts", "1 hour").alias("w")).agg(
+        F.min("temperature_c").alias("min_c"),
+        F.max("temperature_c").alias("max_c"),
+        F.avg("temperature_c").alias("mean_c"),
+        F.count("temperature_c").alias("count"),
+        F.approx_count_distinct("station_id", 0.01).alias("stations"),
+    )
+    hour = _hour_key(F.col("w.start"))
+    return grouped.select(
+        hour.alias("key"), hour.alias("hour"), "min_c", "max_c", "mean_c", "count", "stations"
+    )
+
+
+def _to_kafka(df: DataFrame) -> DataFrame:
+    value_columns = [c for c in df.columns if c != "key"]
+    return df.select(F.col("key"), F.to_json(F.struct(*value_columns)).alias("value"))
+
+
+def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
+    """Start both named queries; return their handles."""
+    source = (
+        spark.readStream.format("kafka")
+        .options(**kafka_options(settings))
+        .option("subscribe", settings.topic_observations)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "false")
+        .option("maxOffsetsPerTrigger", settings.stats_max_offsets_per_trigger)
+        .load()
+    )
+    observations = parse_observations(source, settings.stats_watermark)
+    queries = []
+    for name, frame, topic in (
+        ("hourly_stats", hourly_stats(observations), settings.topic_hourly_stats),
+        ("hourly_summary", hourly_summary(observations), settings.topic_hourly_summary),
+    ):
+        writer = (
+            _to_kafka(frame)
+            .writeStream.queryName(name)
+            .outputMode("update")
+            .format("kafka")
+            .options(**kafka_options(settings))
+            .option("topic", topic)
+            .option("checkpointLocation", str(settings.checkpoint_dir / name))
+        )
+        if settings.stats_trigger_seconds:
+            writer = writer.trigger(processingTime=f"{settings.stats_trigger_seconds} seconds")
+        queries.append(writer.start())
+        log.info("started query %s → %s", name, topic, extra={"query": name, "topic": topic})
+    return queries
+
+
+def run(settings: StatsSettings) -> None:
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only to create topics
+
+    ensure_topics(
+        AdminClient(settings.kafka_client_config()),
+        [settings.topic_hourly_stats, settings.topic_hourly_summary],
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+        settings.topic_retention_ms,
+    )
+    spark = build_session("moaa-stats", settings, metrics_conf("moaa_stats"))
+    spark.sparkContext.setLogLevel("WARN")
+    queries = start_queries(spark, settings)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping the queries", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop.wait(1.0):
+        for query in queries:
+            if not query.isActive:
+                raise SystemExit(f"query {query.name} stopped: {query.exception()}")
+    for query in queries:
+        query.stop()
+    spark.stop()
+
+
+def command(
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints [env MOAA_CHECKPOINT_DIR].")
+    ] = None,
+) -> None:
+    """Run the stats job: exact hourly min / max / mean per station and overall, to Kafka.
+
+    Spark Structured Streaming on weather.observations (event time = observation time,
+    update mode, watermark MOAA_STATS_WATERMARK, de-duplication on obs_id), writing to
+    weather.hourly-stats (key station|hour) and weather.hourly-summary (key hour).
+    """
+    overrides = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir else {}
+    settings = StatsSettings(**overrides)
+    configure_logging(settings.log_level, settings.log_format, component="stats")
+    run(settings)

@@ -1,0 +1,166 @@
+"""Hourly stats on the whole real chain, compared with an independent DuckDB ground truth:
+feeder → producer → Kafka → Spark stats job → Kafka → insert job → FerretDB."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from moaa.dataprep.groundtruth import hourly_temperature_stats
+
+from .conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2013, 1, 1, tzinfo=UTC)
+WEEK = 7 * 24
+
+
+def _truth(sample_dir: Path, hours: int) -> dict[str, tuple[float, float, float, int]]:
+    end = START + timedelta(hours=hours)
+    return {
+        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        for (station, hour), value in hourly_temperature_stats(sample_dir).items()
+        if START <= hour < end
+    }
+
+
+def _summary_truth(
+    truth: dict[str, tuple[float, float, float, int]],
+) -> dict[str, tuple[float, float, float, int]]:
+    """All-stations figures per hour, derived exactly from the per-station ground truth."""
+    hours: dict[str, list[tuple[float, float, float, int]]] = {}
+    for key, value in truth.items():
+        hours.setdefault(key.split("|")[1], []).append(value)
+    return {
+        hour: (
+            min(v[0] for v in values),
+            max(v[1] for v in values),
+            sum(v[2] * v[3] for v in values) / sum(v[3] for v in values),
+            sum(v[3] for v in values),
+        )
+        for hour, values in hours.items()
+    }
+
+
+def _wait_for_documents(
+    pipe: Pipeline, collection: str, expected: int, timeout_s: float = 240
+) -> list[dict[str, Any]]:
+    client: MongoClient = MongoClient(pipe.mongo_uri, tz_aware=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            docs = list(client[pipe.database][collection].find())
+            complete = len(docs) >= expected
+            if complete or time.monotonic() > deadline:
+                return docs
+            time.sleep(1)
+    finally:
+        client.close()
+
+
+def _settled(
+    pipe: Pipeline, truth: dict[str, tuple[float, float, float, int]], timeout_s: float = 120
+) -> list[dict[str, Any]]:
+    """Wait until the stored documents equal the truth (updates may still be arriving)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        docs = _wait_for_documents(pipe, "hourly_stats", len(truth), timeout_s)
+        if _mismatches(docs, truth) == [] or time.monotonic() > deadline:
+            return docs
+        time.sleep(2)
+
+
+def _mismatches(
+    docs: list[dict[str, Any]], truth: dict[str, tuple[float, float, float, int]]
+) -> list[str]:
+    stored = {d["_id"]: d for d in docs}
+    problems = [f"missing {k}" for k in truth.keys() - stored.keys()]
+    problems += [f"unexpected {k}" for k in stored.keys() - truth.keys()]
+    for key in truth.keys() & stored.keys():
+        lo, hi, mean, count = truth[key]
+        doc = stored[key]
+        if (doc["min_c"], doc["max_c"], doc["count"]) != (lo, hi, count) or not math.isclose(
+            doc["mean_c"], mean, rel_tol=0, abs_tol=1e-9
+        ):
+            problems.append(
+                f"{key}: stored {doc['min_c'], doc['max_c'], doc['mean_c'], doc['count']} != truth {truth[key]}"
+            )
+    return problems
+
+
+def _check_summary(pipe: Pipeline, truth: dict[str, tuple[float, float, float, int]]) -> None:
+    expected = _summary_truth(truth)
+    docs = _wait_for_documents(pipe, "hourly_summary", len(expected))
+    stored = {d["_id"]: d for d in docs}
+    assert stored.keys() == expected.keys()
+    for hour, (lo, hi, mean, count) in expected.items():
+        doc = stored[hour]
+        assert (doc["min_c"], doc["max_c"], doc["count"]) == (lo, hi, count), hour
+        assert math.isclose(doc["mean_c"], mean, abs_tol=1e-9), hour
+        assert doc["stations"] in (1, 2)
+
+
+def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: Path) -> None:
+    pipeline.start_producer()
+    pipeline.start_stats()
+    pipeline.start_insert()
+    feeder = pipeline.start_feeder("--tick", "0", "--hours", str(WEEK))
+    assert feeder.wait(180) == 0, pipeline.log("feeder")
+
+    truth = _truth(sample_dir, WEEK)
+    assert len(truth) > 300  # two stations, a week, a few gaps
+    docs = _settled(pipeline, truth)
+    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
+    sample = next(d for d in docs if d["station_id"] == "72502014734")
+    assert sample["name"].startswith("NEWARK") and sample["latitude"] == 40.683
+    assert isinstance(sample["hour"], datetime)
+    _check_summary(pipeline, truth)
+
+    # metrics: Spark's driver servlet with named queries, and the insert job
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{pipeline.spark_ui_port}/metrics/prometheus", timeout=10
+    ) as resp:
+        spark_metrics = resp.read().decode()
+    assert "moaa_stats" in spark_metrics
+    assert "hourly_stats" in spark_metrics and "inputRate" in spark_metrics
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{pipeline.insert_port}/metrics", timeout=10
+    ) as resp:
+        insert_metrics = resp.read().decode()
+    assert 'weather_insert_documents_total{collection="hourly_stats"}' in insert_metrics
+    assert "weather_insert_write_latency_seconds_bucket" in insert_metrics
+
+
+def test_killed_jobs_restart_from_checkpoints_and_still_match(
+    pipeline: Pipeline, sample_dir: Path
+) -> None:
+    pipeline.start_producer()
+    stats = pipeline.start_stats()
+    insert = pipeline.start_insert()
+    feeder = pipeline.start_feeder("--tick", "0.1", "--hours", str(WEEK))
+
+    # let the jobs produce some results, then kill both without warning
+    _wait_for_documents(pipeline, "hourly_stats", 20, timeout_s=120)
+    os.kill(stats.pid, signal.SIGKILL)
+    os.kill(insert.pid, signal.SIGKILL)
+    stats.wait()
+    insert.wait()
+    time.sleep(2)
+    pipeline.start_stats()
+    pipeline.start_insert()
+    assert feeder.wait(240) == 0, pipeline.log("feeder")
+
+    truth = _truth(sample_dir, WEEK)
+    docs = _settled(pipeline, truth)
+    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
+    _check_summary(pipeline, truth)
