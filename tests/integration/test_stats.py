@@ -128,11 +128,19 @@ def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: P
 
     # metrics: Spark's driver servlet with named queries, and the insert job
     with urllib.request.urlopen(
-        f"http://127.0.0.1:{pipeline.spark_ui_port}/metrics/prometheus", timeout=10
+        f"http://127.0.0.1:{pipeline.spark_ui_port}/metrics/prometheus/", timeout=10
     ) as resp:
         spark_metrics = resp.read().decode()
-    assert "moaa_stats" in spark_metrics
-    assert "hourly_stats" in spark_metrics and "inputRate" in spark_metrics
+    for name in (
+        "inputRate_total",
+        "processingRate_total",
+        "latency",
+        "states_rowsTotal",
+        "eventTime_watermark",
+    ):
+        assert (
+            f"metrics_moaa_stats_driver_spark_streaming_hourly_stats_{name}_Value" in spark_metrics
+        ), name
     with urllib.request.urlopen(
         f"http://127.0.0.1:{pipeline.insert_port}/metrics", timeout=10
     ) as resp:

@@ -33,8 +33,8 @@ err = Console(stderr=True)
 Services = Annotated[
     list[str] | None,
     typer.Argument(
-        help="kafka, ferretdb, producer. Default: up starts kafka and ferretdb, down stops "
-        "everything, status shows the services and any running component."
+        help="kafka, ferretdb, producer, stats, insert. Default: up starts kafka and "
+        "ferretdb, down stops everything, status shows the services and any running component."
     ),
 ]
 

@@ -375,11 +375,17 @@ class MoaaApp(Service):
     """
 
     def __init__(
-        self, settings: LocalStackSettings, toolchain: Toolchain, name: str, port_setting: str
+        self,
+        settings: LocalStackSettings,
+        toolchain: Toolchain,
+        name: str,
+        port_setting: str,
+        health_path: str = "/readyz",
     ) -> None:
         self.name = name
         super().__init__(settings, toolchain)
         self.port_setting = port_setting
+        self.health_path = health_path
 
     @property
     def port(self) -> int:
@@ -395,15 +401,19 @@ class MoaaApp(Service):
 
     def env(self) -> dict[str, str]:
         run = self.state_dir / "run"
-        return {
+        env = {
             **os.environ,
             "MOAA_LOG_FORMAT": "json",
             "MOAA_STATE_DIR": str(self.state_dir),
             "MOAA_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
             "MOAA_MONGO_URI": self.settings.mongo_uri,
             "MOAA_SOCKET_PATH": str(run / "producer.sock"),
+            "MOAA_CHECKPOINT_DIR": str(self.state_dir / "checkpoints"),
             f"MOAA_{self.port_setting.upper()}": str(self.port),
         }
+        if self.name == "stats":
+            env["MOAA_SPARK_JARS"] = ",".join(str(p) for p in self.toolchain.spark_jars())
+        return env
 
     def command(self) -> list[str]:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -440,6 +450,10 @@ class LocalStack:
                 Kafka(self.settings, self.toolchain),
                 FerretDB(self.settings, self.toolchain),
                 MoaaApp(self.settings, self.toolchain, "producer", "producer_metrics_port"),
+                MoaaApp(
+                    self.settings, self.toolchain, "stats", "spark_ui_port", "/metrics/prometheus"
+                ),
+                MoaaApp(self.settings, self.toolchain, "insert", "insert_metrics_port"),
             )
         }
 

@@ -37,6 +37,10 @@ class LocalStackSettings(MoaaSettings):
         9301,
         description="Ops port (/metrics, /readyz) of the producer run by `moaa local up producer`.",
     )
+    spark_ui_port: int = Field(
+        4040, description="Spark driver UI port (serves /metrics/prometheus)."
+    )
+    insert_metrics_port: int = Field(9302, description="Ops port of the insert job.")
     min_free_disk_mb: int = Field(
         1024, description="`moaa local up` refuses to start below this free space in the state dir."
     )

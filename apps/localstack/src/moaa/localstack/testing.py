@@ -45,7 +45,7 @@ def toolchain() -> Toolchain:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real Kafka broker and a real FerretDB for the whole test session."""
-    kafka, controller, mongo, debug, producer = free_ports(5)
+    kafka, controller, mongo, debug, producer, spark_ui, insert = free_ports(7)
     settings = LocalStackSettings(
         state_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=kafka,
@@ -53,6 +53,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         mongo_port=mongo,
         ferretdb_debug_port=debug,
         producer_metrics_port=producer,
+        spark_ui_port=spark_ui,
+        insert_metrics_port=insert,
         kafka_heap="512m",
         min_free_disk_mb=256,
     )

@@ -95,8 +95,9 @@ def kafka_options(settings: KafkaSettings) -> dict[str, str]:
 def metrics_conf(namespace: str) -> dict[str, str]:
     """Prometheus metrics of the driver on its UI port, under a stable namespace.
 
-    ``/metrics/prometheus`` (driver: streaming input/processing rates, batch duration,
-    state rows, watermark, per named query) and ``/metrics/executors/prometheus``.
+    ``/metrics/prometheus/`` (driver, mind the trailing slash): streaming input and
+    processing rates, batch duration, state rows and watermark per named query; and
+    ``/metrics/executors/prometheus``.
     A fixed ``spark.metrics.namespace`` keeps series names stable across restarts.
     """
     sink = "spark.metrics.conf.*.sink.prometheusServlet"
