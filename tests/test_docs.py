@@ -20,6 +20,9 @@ MODULES = [
     "moaa.feeder.feeder",
     "moaa.producer.server",
     "moaa.producer.publisher",
+    "moaa.streaming.stats",
+    "moaa.streaming.insert",
+    "moaa.streaming.show",
 ]
 
 

@@ -102,7 +102,7 @@ class FeederSettings(MoaaSettings):
     )
     ack_timeout_s: float = Field(120.0, description="How long to wait for an ack before resending.")
     feeder_window: int = Field(
-        4, ge=1, description="Batches that may await their ack at once (matters at short ticks)."
+        8, ge=1, description="Batches that may await their ack at once (matters at short ticks)."
     )
     reconnect_max_backoff_s: float = Field(
         10.0, description="Upper bound of the reconnect backoff."
