@@ -91,3 +91,7 @@ clean: down ## Stop the stack and delete its state (.local/); caches are kept
 .PHONY: bench-ingest
 bench-ingest: setup ## Ingest throughput against a plain producer (prints the ratio)
 	$(VENV)/bin/python bench/ingest.py --stations 2000 --days 3
+
+.PHONY: bench-latency
+bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 s tick (p50, p95)
+	$(VENV)/bin/python bench/latency.py --hours 120

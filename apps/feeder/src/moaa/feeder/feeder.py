@@ -266,6 +266,7 @@ class Feeder:
         except OSError as exc:
             self._restart_from_first_unacked(f"lost the producer ({exc})")
             return
+        log.debug("sent %s", batch_id, extra={"hour": batch_id, "sent_at_unix_s": time.time()})
         self._next_hour += _HOUR
         tick = self.settings.tick_seconds
         self._next_send_at = max(self._next_send_at + tick, now) if tick else now

@@ -1,0 +1,149 @@
+"""End-to-end latency: the feeder sends hour H → H's stats are in MongoDB.
+
+Runs the whole real chain on its own Kafka and FerretDB (free loopback ports): producer,
+Spark stats job, insert job, and the feeder replaying the bundled sample at a 1 s tick.
+For each hour, latency = first moment every station's document for that hour is in
+MongoDB − the moment the feeder sent the hour (from its debug log). Prints p50 and p95.
+
+    make bench-latency          # or: .venv/bin/python bench/latency.py --hours 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.dataprep.prepare import prepare
+from moaa.localstack.services import LocalStack
+from moaa.localstack.settings import LocalStackSettings
+from moaa.localstack.testing import free_ports
+
+MOAA = str(Path(sys.executable).with_name("moaa"))
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "2013"
+START = datetime(2013, 1, 1, tzinfo=UTC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--hours", type=int, default=120, help="hours replayed (after 6 warm-up hours)"
+    )
+    parser.add_argument("--tick", type=float, default=1.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="moaa-lat-"))
+    ports = free_ports(10)
+    settings = LocalStackSettings(
+        state_dir=work / "stack", kafka_port=ports[0], kafka_controller_port=ports[1], mongo_port=ports[2],
+        ferretdb_debug_port=ports[3], producer_metrics_port=ports[4], spark_ui_port=ports[5],
+        insert_metrics_port=ports[6], kafka_heap="768m",
+    )  # fmt: skip
+    stack = LocalStack(settings)
+    stack.up()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        dataset = work / "dataset"
+        prepare(SAMPLE, dataset, 2013)
+        env = {
+            **os.environ,
+            "MOAA_LOG_FORMAT": "json",
+            "MOAA_STATE_DIR": str(work / "stack"),
+            "MOAA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "MOAA_MONGO_URI": settings.mongo_uri,
+            "MOAA_SOCKET_PATH": str(work / "p.sock"),
+            "MOAA_DATASET_DIR": str(dataset),
+            "MOAA_CHECKPOINT_PATH": str(work / "ckpt.json"),
+            "MOAA_CHECKPOINT_DIR": str(work / "checkpoints"),
+            "MOAA_SPARK_JARS": ",".join(str(p) for p in stack.toolchain.spark_jars()),
+            "MOAA_SPARK_MASTER": "local[2]",
+            "MOAA_PRODUCER_METRICS_PORT": str(ports[4]),
+            "MOAA_SPARK_UI_PORT": str(ports[5]),
+            "MOAA_INSERT_METRICS_PORT": str(ports[6]),
+            "MOAA_FEEDER_METRICS_PORT": str(ports[7]),
+        }
+        for name in ("producer", "stats", "insert"):
+            log = (work / f"{name}.log").open("wb")
+            procs.append(
+                subprocess.Popen([MOAA, name], env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+        while not (work / "p.sock").exists():
+            time.sleep(0.2)
+        time.sleep(20)  # let Spark start its queries
+        total = args.hours + 6
+        expected: dict[str, int] = {}
+        for (_station, hour), _ in hourly_temperature_stats(SAMPLE).items():
+            if START <= hour < START + timedelta(hours=total):
+                key = hour.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                expected[key] = expected.get(key, 0) + 1
+        feeder = subprocess.Popen(
+            [MOAA, "feeder", "--tick", str(args.tick), "--hours", str(total)],
+            env={**env, "MOAA_LOG_LEVEL": "DEBUG"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seen: dict[str, float] = {}
+        mongo: MongoClient = MongoClient(settings.mongo_uri, tz_aware=True)
+        collection = mongo["moaa"]["hourly_stats"]
+        deadline = time.monotonic() + total * args.tick + 120
+        while time.monotonic() < deadline and len(seen) < len(expected):
+            counts: dict[str, int] = {}
+            for doc in collection.find({}, {"_id": 1}):
+                hour = doc["_id"].split("|")[1]
+                counts[hour] = counts.get(hour, 0) + 1
+            now = time.time()
+            for hour, n in counts.items():
+                if hour not in seen and n >= expected.get(hour, 10**9):
+                    seen[hour] = now
+            time.sleep(0.05)
+        out, _ = feeder.communicate(timeout=60)
+        sent = {}
+        for line in out.splitlines():
+            if line.startswith("{") and '"sent_at_unix_s"' in line:
+                entry = json.loads(line)
+                sent[entry["hour"]] = entry["sent_at_unix_s"]
+        hours = sorted(h for h in seen if h in sent)[6:]  # skip the warm-up hours
+        latencies = sorted(seen[h] - sent[h] for h in hours)
+        p50 = statistics.median(latencies)
+        p95 = latencies[int(0.95 * (len(latencies) - 1))]
+        print(
+            json.dumps(
+                {
+                    "hours": len(latencies),
+                    "tick_s": args.tick,
+                    "p50_s": round(p50, 3),
+                    "p95_s": round(p95, 3),
+                    "max_s": round(latencies[-1], 3),
+                }
+            )
+        )
+        print(
+            f"\nend-to-end latency over {len(latencies)} hours at a {args.tick:g} s tick (feeder send → stats in MongoDB)"
+        )
+        print(
+            f"  p50 {p50:.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s   (target p95 ≤ 2 s)"
+        )
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
