@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-__all__ = ["OpsServer", "ReadyCheck"]
+__all__ = ["OpsServer", "ReadyCheck", "run_component"]
 
 log = logging.getLogger(__name__)
 ReadyCheck = Callable[[], tuple[bool, str]]
@@ -73,3 +74,36 @@ class OpsServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def run_component(
+    component: str,
+    port: int,
+    ready: ReadyCheck,
+    run: Callable[[], object],
+    stop: Callable[[], None],
+) -> None:
+    """Run a long-lived component: build info, ops endpoint, graceful stop on SIGTERM/SIGINT.
+
+    :param component: name in ``weather_build_info`` and the logs.
+    :param port: ops port (0 = no endpoint).
+    :param ready: readiness check for ``/readyz``.
+    :param run: the component's main loop; returns when the component is done or stopped.
+    :param stop: asks ``run`` to finish (called from the signal handler: must not block).
+    """
+    from moaa.common.metrics import publish_build_info  # noqa: PLC0415 - avoid an import cycle
+
+    publish_build_info(component, "0.1.0")
+    ops = OpsServer(port, ready).start() if port else None
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping %s", signum, component)
+        stop()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        run()
+    finally:
+        if ops:
+            ops.stop()

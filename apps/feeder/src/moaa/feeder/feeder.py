@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import select
-import signal
 import socket
 import time
 from collections import deque
@@ -30,8 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
 from moaa.common.logs import configure_logging
-from moaa.common.metrics import publish_build_info
-from moaa.common.ops import OpsServer
+from moaa.common.ops import run_component
 from moaa.common.progress import ProgressReporter
 from moaa.common.protocol import (
     PROTOCOL_VERSION,
@@ -412,21 +410,4 @@ def command(
     feeder = Feeder(settings, data)
     if hours is not None:
         feeder.end = feeder.start + (hours - 1) * _HOUR
-    publish_build_info("feeder", "0.1.0")
-    ops = (
-        OpsServer(settings.feeder_metrics_port, feeder.ready).start()
-        if settings.feeder_metrics_port
-        else None
-    )
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping after the current hour", signum)
-        feeder.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        feeder.run()
-    finally:
-        if ops:
-            ops.stop()
+    run_component("feeder", settings.feeder_metrics_port, feeder.ready, feeder.run, feeder.stop)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
 import socket
 import socketserver
 import stat
@@ -32,9 +31,8 @@ from moaa.common.kafka import (
     ensure_topics,
 )
 from moaa.common.logs import configure_logging
-from moaa.common.metrics import publish_build_info
 from moaa.common.observation import Rejection
-from moaa.common.ops import OpsServer
+from moaa.common.ops import run_component
 from moaa.common.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -234,7 +232,6 @@ class _Handler(socketserver.BaseRequestHandler):
 
 def run(settings: ProducerSettings) -> None:
     """Create topics, open the socket, serve until SIGTERM/SIGINT, then drain and exit."""
-    publish_build_info("producer", "0.1.0")
     config = settings.kafka_client_config()
     ensure_topics(
         AdminClient(config),
@@ -252,18 +249,6 @@ def run(settings: ProducerSettings) -> None:
         settings.producer_linger_ms,
     )
     server = ProducerServer(settings, publisher)
-    ops = (
-        OpsServer(settings.producer_metrics_port, server.ready).start()
-        if settings.producer_metrics_port
-        else None
-    )
-
-    def _shutdown(signum: int, _frame: object) -> None:
-        log.info("signal %d: shutting down", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _shutdown)
-    signal.signal(signal.SIGINT, _shutdown)
     log.info(
         "producer serving %s",
         settings.socket_path,
@@ -273,15 +258,21 @@ def run(settings: ProducerSettings) -> None:
             "metrics_port": settings.producer_metrics_port,
         },
     )
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        settings.socket_path.unlink(missing_ok=True)
-        publisher.close()
-        if ops:
-            ops.stop()
-        log.info("producer stopped")
+
+    def serve() -> None:
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            server.server_close()
+            settings.socket_path.unlink(missing_ok=True)
+            publisher.close()
+            log.info("producer stopped")
+
+    def stop() -> None:
+        # shutdown() waits for serve_forever to return: never call it from the handler's thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    run_component("producer", settings.producer_metrics_port, server.ready, serve, stop)
 
 
 def command(

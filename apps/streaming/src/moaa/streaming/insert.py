@@ -15,7 +15,6 @@ duplicate. Collections and their keys:
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +28,7 @@ from pymongo.errors import PyMongoError
 
 from moaa.common.kafka import KafkaSettings
 from moaa.common.logs import configure_logging
-from moaa.common.metrics import publish_build_info
-from moaa.common.ops import OpsServer
+from moaa.common.ops import run_component
 from moaa.streaming.stats import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY
 
 __all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
@@ -218,22 +216,7 @@ def command() -> None:
     """
     settings = InsertSettings()
     configure_logging(settings.log_level, settings.log_format, component="insert")
-    publish_build_info("insert", "0.1.0")
     inserter = Inserter(settings)
-    ops = (
-        OpsServer(settings.insert_metrics_port, inserter.ready).start()
-        if settings.insert_metrics_port
-        else None
+    run_component(
+        "insert", settings.insert_metrics_port, inserter.ready, inserter.run, inserter.stop
     )
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping", signum)
-        inserter.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        inserter.run()
-    finally:
-        if ops:
-            ops.stop()
