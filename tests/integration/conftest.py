@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -85,7 +88,11 @@ class Pipeline:
 
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen([MOAA, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Own process group: a "crash" kills the job and its children (Spark's JVM) together,
+        # as a container crash would.
+        proc = subprocess.Popen(
+            [MOAA, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
@@ -117,6 +124,24 @@ class Pipeline:
     def start_feeder(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         return self._start("feeder", ["feeder", *args], self.env(**env))
 
+    def crash(self, proc: subprocess.Popen[bytes]) -> None:
+        """kill -9 a component and everything it started."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def wait_for_checkpoint(self, after: str, timeout_s: float = 90) -> str:
+        """Wait until the feeder's checkpoint is past ``after``; return it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                value = json.loads(self.checkpoint.read_text())["next_hour"]
+            except (FileNotFoundError, ValueError, KeyError):
+                value = ""
+            if value > after:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"the checkpoint did not pass {after}:\n{self.log('feeder')[-2000:]}")
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -124,12 +149,14 @@ class Pipeline:
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                proc.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture

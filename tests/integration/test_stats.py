@@ -4,8 +4,6 @@ feeder → producer → Kafka → Spark stats job → Kafka → insert job → F
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -147,28 +145,3 @@ def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: P
         insert_metrics = resp.read().decode()
     assert 'weather_insert_documents_total{collection="hourly_stats"}' in insert_metrics
     assert "weather_insert_write_latency_seconds_bucket" in insert_metrics
-
-
-def test_killed_jobs_restart_from_checkpoints_and_still_match(
-    pipeline: Pipeline, sample_dir: Path
-) -> None:
-    pipeline.start_producer()
-    stats = pipeline.start_stats()
-    insert = pipeline.start_insert()
-    feeder = pipeline.start_feeder("--tick", "0.1", "--hours", str(WEEK))
-
-    # let the jobs produce some results, then kill both without warning
-    _wait_for_documents(pipeline, "hourly_stats", 20, timeout_s=120)
-    os.kill(stats.pid, signal.SIGKILL)
-    os.kill(insert.pid, signal.SIGKILL)
-    stats.wait()
-    insert.wait()
-    time.sleep(2)
-    pipeline.start_stats()
-    pipeline.start_insert()
-    assert feeder.wait(240) == 0, pipeline.log("feeder")
-
-    truth = _truth(sample_dir, WEEK)
-    docs = _settled(pipeline, truth)
-    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
-    _check_summary(pipeline, truth)

@@ -67,6 +67,8 @@ RECONNECTS = Counter(
 )
 NACKS = Counter("weather_feeder_nacks_total", "Batches the producer refused, by reason", ["reason"])
 _HOUR = timedelta(hours=1)
+#: Acks arriving back to back share one checkpoint write, but never one older than this.
+_CHECKPOINT_MAX_AGE_S = 0.5
 
 
 def _iso(hour: datetime) -> str:
@@ -174,6 +176,7 @@ class Feeder:
         self._next_hour = self.start
         self._next_send_at = 0.0
         self._acked_through: datetime | None = None
+        self._saved_at = time.monotonic()
         self._backoff = 0.2
         self._stopping = False
 
@@ -307,6 +310,8 @@ class Feeder:
         self._backoff = 0.2
         ACK_LATENCY.observe(time.monotonic() - head.sent_at)
         self._acked_through = head.hour
+        if time.monotonic() - self._saved_at >= _CHECKPOINT_MAX_AGE_S:
+            self._save_checkpoint()  # acks keep streaming in: do not let the file lag behind
         HOURS_SENT.inc()
         RECORDS_SENT.labels("obs").inc(head.records)
         RECORDS_SENT.labels("reject").inc(head.rejects)
@@ -318,6 +323,7 @@ class Feeder:
         if self._acked_through is not None:
             self.checkpoint.save(self._acked_through + _HOUR)
             self._acked_through = None
+            self._saved_at = time.monotonic()
 
     def run(self) -> int:
         """Replay until the end of the range (or a stop signal); return hours acknowledged.
