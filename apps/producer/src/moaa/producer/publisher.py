@@ -26,7 +26,7 @@ from prometheus_client import Gauge, Histogram
 from moaa.common.observation import OBSERVATION_SCHEMA, Observation, Rejection
 from moaa.common.protocol import Ack, Batch, Nack
 
-__all__ = ["Publisher", "Receipt"]
+__all__ = ["Publisher", "Receipt", "producer_rejection"]
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,10 @@ class Publisher:
                 obs = Observation.from_json(value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 self._dead_letter(
-                    _invalid(batch.batch_id, index, "invalid_record", exc, value), receipt
+                    producer_rejection(
+                        f"batch {batch.batch_id}", index, "invalid_record", str(exc), value
+                    ),
+                    receipt,
                 )
                 continue
             self._produce(self.observations_topic, obs.station_id, value, _HEADERS_OBS, receipt)
@@ -192,7 +195,10 @@ class Publisher:
                 self._dead_letter(_REJECTION_DECODER.decode(value), receipt, value)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 self._dead_letter(
-                    _invalid(batch.batch_id, index, "invalid_reject", exc, value), receipt
+                    producer_rejection(
+                        f"batch {batch.batch_id}", index, "invalid_reject", str(exc), value
+                    ),
+                    receipt,
                 )
         receipt.seal()
         return receipt
@@ -220,10 +226,6 @@ class Publisher:
             receipt.produced[self.dlq_topic],
         )
 
-    def publish(self, batch: Batch) -> Ack | Nack:
-        """Submit ``batch`` and wait for its outcome."""
-        return self.outcome(self.submit(batch))
-
     def publish_dead_letter(self, rejection: Rejection) -> bool:
         """Send one rejection (e.g. an unreadable frame) and wait for its delivery."""
         receipt = Receipt(f"dead-letter {rejection.reason}")
@@ -245,12 +247,15 @@ class Publisher:
         self._poller.join(5)
 
 
-def _invalid(batch_id: str, index: int, reason: str, exc: Exception, value: bytes) -> Rejection:
+def producer_rejection(
+    source: str, line: int, reason: str, detail: str, payload: bytes
+) -> Rejection:
+    """A dead letter for something the producer itself refused (a record or a frame)."""
     return Rejection(
-        source=f"batch {batch_id}",
-        line=index,
+        source=source,
+        line=line,
         reason=reason,
-        detail=str(exc),
-        raw=value[:4096].decode("utf-8", errors="replace"),
+        detail=detail,
+        raw=payload[:4096].decode("utf-8", errors="replace"),
         stage="producer",
     )

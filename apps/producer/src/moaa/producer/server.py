@@ -31,7 +31,6 @@ from moaa.common.kafka import (
     ensure_topics,
 )
 from moaa.common.logs import configure_logging
-from moaa.common.observation import Rejection
 from moaa.common.ops import run_component
 from moaa.common.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -45,7 +44,7 @@ from moaa.common.protocol import (
     read_frame,
     send_frame,
 )
-from moaa.producer.publisher import Publisher, Receipt
+from moaa.producer.publisher import Publisher, Receipt, producer_rejection
 
 __all__ = ["ProducerServer", "ProducerSettings", "command"]
 
@@ -172,14 +171,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 broken = True
 
     def _dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
-        rejection = Rejection(
-            source="socket",
-            line=0,
-            reason=reason,
-            detail=detail,
-            raw=payload[:4096].decode("utf-8", errors="replace"),
-            stage="producer",
-        )
+        rejection = producer_rejection("socket", 0, reason, detail, payload)
         if not self.server.publisher.publish_dead_letter(rejection):
             log.error("could not deliver a dead letter", extra={"reason": reason})
 

@@ -49,7 +49,7 @@ MESSAGES = Counter("weather_insert_messages_total", "Result messages consumed, b
 INVALID = Counter(
     "weather_insert_invalid_messages_total", "Messages that were not JSON objects, skipped"
 )
-LAST_WRITE = Histogram(
+RESULT_AGE = Histogram(
     "weather_insert_result_age_seconds",
     "Time from a result message's Kafka timestamp to its write in MongoDB",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
@@ -165,7 +165,7 @@ class Inserter:
             DOCUMENTS.labels(collection).inc(len(docs))
             written = time.time()
             for _, _, ts in docs.values():
-                LAST_WRITE.observe(max(written - ts, 0.0))
+                RESULT_AGE.observe(max(written - ts, 0.0))
 
     def run(self) -> None:
         self.ensure_indexes()
