@@ -381,11 +381,16 @@ class MoaaApp(Service):
         name: str,
         port_setting: str,
         health_path: str = "/readyz",
+        port_env: str | None = None,
+        spark: bool = False,
     ) -> None:
         self.name = name
         super().__init__(settings, toolchain)
         self.port_setting = port_setting
         self.health_path = health_path
+        # The variable the component reads its port from (Spark jobs all read MOAA_SPARK_UI_PORT).
+        self.port_env = port_env or f"MOAA_{port_setting.upper()}"
+        self.spark = spark
 
     @property
     def port(self) -> int:
@@ -409,9 +414,9 @@ class MoaaApp(Service):
             "MOAA_MONGO_URI": self.settings.mongo_uri,
             "MOAA_SOCKET_PATH": str(run / "producer.sock"),
             "MOAA_CHECKPOINT_DIR": str(self.state_dir / "checkpoints"),
-            f"MOAA_{self.port_setting.upper()}": str(self.port),
+            self.port_env: str(self.port),
         }
-        if self.name == "stats":
+        if self.spark:
             env["MOAA_SPARK_JARS"] = ",".join(str(p) for p in self.toolchain.spark_jars())
         return env
 
@@ -428,7 +433,8 @@ class MoaaApp(Service):
         import urllib.request  # noqa: PLC0415 - only needed here
 
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
+            url = f"http://127.0.0.1:{self.port}{self.health_path}"
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 return resp.status == 200, resp.read().decode()[:120]
         except OSError as exc:
             return False, str(exc)[:120]
@@ -451,9 +457,24 @@ class LocalStack:
                 FerretDB(self.settings, self.toolchain),
                 MoaaApp(self.settings, self.toolchain, "producer", "producer_metrics_port"),
                 MoaaApp(
-                    self.settings, self.toolchain, "stats", "spark_ui_port", "/metrics/prometheus"
+                    self.settings,
+                    self.toolchain,
+                    "stats",
+                    "spark_ui_port",
+                    "/metrics/prometheus/",
+                    spark=True,
+                ),
+                MoaaApp(
+                    self.settings,
+                    self.toolchain,
+                    "forecast",
+                    "forecast_ui_port",
+                    "/metrics/prometheus/",
+                    port_env="MOAA_SPARK_UI_PORT",
+                    spark=True,
                 ),
                 MoaaApp(self.settings, self.toolchain, "insert", "insert_metrics_port"),
+                MoaaApp(self.settings, self.toolchain, "dashboard", "dashboard_port", "/healthz"),
             )
         }
 

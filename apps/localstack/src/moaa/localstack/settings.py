@@ -41,6 +41,10 @@ class LocalStackSettings(MoaaSettings):
         4040, description="Spark driver UI port (serves /metrics/prometheus)."
     )
     insert_metrics_port: int = Field(9302, description="Ops port of the insert job.")
+    forecast_ui_port: int = Field(
+        4041, description="Spark driver UI port of the forecast job (serves /metrics/prometheus)."
+    )
+    dashboard_port: int = Field(8080, description="The MOAA website (dashboard) on 127.0.0.1.")
     min_free_disk_mb: int = Field(
         1024, description="`moaa local up` refuses to start below this free space in the state dir."
     )

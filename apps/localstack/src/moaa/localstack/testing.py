@@ -45,7 +45,9 @@ def toolchain() -> Toolchain:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real Kafka broker and a real FerretDB for the whole test session."""
-    kafka, controller, mongo, debug, producer, spark_ui, insert = free_ports(7)
+    kafka, controller, mongo, debug, producer, spark_ui, insert, forecast_ui, dashboard = (
+        free_ports(9)
+    )
     settings = LocalStackSettings(
         state_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=kafka,
@@ -55,6 +57,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         producer_metrics_port=producer,
         spark_ui_port=spark_ui,
         insert_metrics_port=insert,
+        forecast_ui_port=forecast_ui,
+        dashboard_port=dashboard,
         kafka_heap="512m",
         min_free_disk_mb=256,
     )
