@@ -95,3 +95,7 @@ bench-ingest: setup ## Ingest throughput against a plain producer (prints the ra
 .PHONY: bench-latency
 bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 s tick (p50, p95)
 	$(VENV)/bin/python bench/latency.py --hours 120
+
+# Stage-specific targets (Kubernetes, dashboard assets, notebook) live in mk/*.mk; a file there
+# may also add prerequisites to `setup` (e.g. `setup: dashboard-assets`).
+include $(sort $(wildcard mk/*.mk))
