@@ -170,7 +170,10 @@ def pipeline(
     pipe.mongo_uri = mongo_uri
     yield pipe
     pipe.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    if os.environ.get("MOAA_KEEP_TEST_WORKDIR"):
+        print(f"kept the pipeline's work dir (logs, checkpoints): {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def consume_all(

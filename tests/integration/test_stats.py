@@ -145,3 +145,25 @@ def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: P
         insert_metrics = resp.read().decode()
     assert 'weather_insert_documents_total{collection="hourly_stats"}' in insert_metrics
     assert "weather_insert_write_latency_seconds_bucket" in insert_metrics
+
+
+def test_killed_jobs_restart_from_checkpoints_and_still_match(
+    pipeline: Pipeline, sample_dir: Path
+) -> None:
+    pipeline.start_producer()
+    stats = pipeline.start_stats()
+    insert = pipeline.start_insert()
+    feeder = pipeline.start_feeder("--tick", "0.2", "--hours", str(WEEK))
+
+    # let both jobs produce results, then kill them (and Spark's JVM) without warning
+    _wait_for_documents(pipeline, "hourly_stats", 40, timeout_s=180)
+    pipeline.crash(stats)
+    pipeline.crash(insert)
+    pipeline.start_stats()
+    pipeline.start_insert()
+    assert feeder.wait(300) == 0, pipeline.log("feeder")
+
+    truth = _truth(sample_dir, WEEK)
+    docs = _settled(pipeline, truth, timeout_s=240)
+    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
+    _check_summary(pipeline, truth)
