@@ -1,0 +1,326 @@
+"""The MOAA website: FastAPI app serving the pages, the JSON API, live updates and /metrics.
+
+Pages are static HTML + JS (``static/``) that read the JSON API; the charting and map
+libraries come from npm at build time (``static/vendor/``, see ``web/build.sh``). Live
+updates are server-sent events (``/api/events``): one background task checks MongoDB for a
+new or changed current hour every ``MOAA_DASHBOARD_REFRESH_S`` and every open page is told,
+so the database sees one query per period however many browsers are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from moaa.dashboard.models import Now, Pipeline, Skill, StationPage, Summary
+from moaa.dashboard.scrape import PipelineWatch, kafka_lag
+from moaa.dashboard.settings import DashboardSettings
+from moaa.dashboard.store import Store
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).with_name("static")
+
+REQUESTS = Counter(
+    "weather_dashboard_requests_total",
+    "HTTP requests answered, by route and status",
+    ["route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "weather_dashboard_request_duration_seconds",
+    "Time to answer one HTTP request, by route",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MONGO_ERRORS = Counter(
+    "weather_dashboard_mongo_errors_total", "MongoDB queries that failed (answered with 503)"
+)
+LIVE_CLIENTS = Gauge("weather_dashboard_live_clients", "Open live-update (SSE) connections")
+CURRENT_HOUR = Gauge(
+    "weather_dashboard_current_hour_timestamp_seconds",
+    "The current simulated hour the website shows (Unix time)",
+)
+SCRAPE_UP = Gauge(
+    "weather_dashboard_scrape_up",
+    "Whether a pipeline component's metrics endpoint answered the last scrape",
+    ["target"],
+)
+
+
+class _Live:
+    """The current hour and its summary, refreshed by one task; SSE clients follow ``version``."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.payload: dict[str, Any] = {"hour": None, "summary": None}
+        self._key: tuple[Any, ...] | None = None
+
+    def set(self, hour: datetime | None, summary: dict[str, Any] | None) -> bool:
+        fields = ("count", "stations", "mean_c", "updated_at")
+        key = (hour, *((summary or {}).get(k) for k in fields))
+        if key == self._key:
+            return False
+        self._key = key
+        self.version += 1
+        self.payload = {
+            "hour": hour,
+            "summary": Summary.model_validate(summary).model_dump(mode="json") if summary else None,
+        }
+        return True
+
+
+def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and the caches
+    settings: DashboardSettings | None = None, *, watch: bool = True
+) -> FastAPI:
+    """Build the website. ``watch=False`` skips the background tasks (unit tests)."""
+    settings = settings or DashboardSettings()
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        settings.read_mongo_uri(),
+        serverSelectionTimeoutMS=3000,
+        connectTimeoutMS=3000,
+        tz_aware=True,
+        appname="moaa-dashboard",
+    )
+    store = Store(client[settings.mongo_database])
+    pipeline = PipelineWatch(
+        settings.targets(),
+        settings.dashboard_scrape_timeout_s,
+        lag=kafka_lag(
+            settings.kafka_client_config(),
+            settings.insert_group_id,
+            [settings.topic_hourly_stats, settings.topic_hourly_summary],
+            settings.dashboard_scrape_timeout_s,
+        ),
+        on_scrape=lambda name, up: SCRAPE_UP.labels(name).set(1 if up else 0),
+    )
+    live = _Live()
+    cache: dict[str, tuple[float, Any]] = {}
+
+    def cached(key: str, compute: Any) -> Any:
+        hit = cache.get(key)
+        if hit and time.monotonic() - hit[0] < settings.dashboard_refresh_s:
+            return hit[1]
+        value = compute()
+        cache[key] = (time.monotonic(), value)
+        return value
+
+    def refresh_live() -> None:
+        hour = store.current_hour()
+        if hour is not None:
+            CURRENT_HOUR.set(hour.timestamp())
+        if live.set(hour, store.summary(hour) if hour else None):
+            cache.clear()
+
+    async def watch_hours() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(refresh_live)
+            except PyMongoError as exc:
+                MONGO_ERRORS.inc()
+                log.warning("MongoDB unreachable: %s", exc)
+            await asyncio.sleep(settings.dashboard_refresh_s)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = []
+        if watch:
+            tasks = [
+                asyncio.create_task(watch_hours(), name="watch-hours"),
+                asyncio.create_task(
+                    pipeline.run(settings.dashboard_scrape_interval_s), name="scrape"
+                ),
+            ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
+            client.close()
+
+    app = FastAPI(
+        title="MOAA website API",
+        version="0.1.0",
+        description="Hourly weather stats, forecasts and the pipeline's health, read from "
+        "MongoDB (read-only). Times are UTC; temperatures in °C.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.pipeline = pipeline
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", None) or (
+            "/static" if request.url.path.startswith("/static/") else "other"
+        )
+        if name != "/api/events":  # a stream lasts as long as the page is open
+            REQUEST_SECONDS.labels(name).observe(time.perf_counter() - started)
+        REQUESTS.labels(name, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(PyMongoError)
+    async def mongo_down(_request: Request, exc: PyMongoError) -> JSONResponse:
+        MONGO_ERRORS.inc()
+        log.warning("MongoDB query failed: %s", exc)
+        return JSONResponse({"detail": f"MongoDB unreachable: {type(exc).__name__}"}, 503)
+
+    # --- operations -------------------------------------------------------------------
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        try:
+            store.ping()
+        except PyMongoError as exc:
+            return JSONResponse(
+                {"status": "not ready", "reason": f"mongodb unreachable: {exc}"[:300]}, 503
+            )
+        return JSONResponse({"status": "ready", "reason": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    # --- JSON API ---------------------------------------------------------------------
+    def _hour_or_current(hour: datetime | None) -> datetime | None:
+        return hour if hour is not None else store.current_hour()
+
+    @app.get("/api/now", response_model=Now, tags=["stats"])
+    def now(
+        hour: Annotated[
+            datetime | None, Query(description="A UTC hour (default: the current one).")
+        ] = None,
+    ) -> dict[str, Any]:
+        """The current hour: all-stations summary and every station (the map and the table)."""
+
+        def compute() -> dict[str, Any]:
+            current = _hour_or_current(hour)
+            if current is None:
+                return {"hour": None, "summary": None, "stations": []}
+            return {
+                "hour": current,
+                "summary": store.summary(current),
+                "stations": store.stations(current, settings.dashboard_map_window_hours),
+            }
+
+        return cached(f"now|{hour}", compute)
+
+    @app.get("/api/summary", response_model=list[Summary], tags=["stats"])
+    def summary(
+        hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
+    ) -> list[dict[str, Any]]:
+        """All-stations hourly summaries of the latest ``hours`` hours, oldest first."""
+        current = store.current_hour()
+        return store.summaries(current, hours) if current else []
+
+    @app.get("/api/stations/{station_id}", response_model=StationPage, tags=["stations"])
+    def station(
+        station_id: str,
+        hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
+    ) -> dict[str, Any]:
+        """One station: its last ``hours`` hours, latest forecast and skill (null when none)."""
+        latest = store.station_latest(station_id)
+        if latest is None:
+            raise HTTPException(404, f"no hourly stats for station {station_id}")
+        current = store.current_hour() or latest["hour"]
+        return {
+            **{k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")},
+            "station_id": station_id,
+            "hour": current,
+            "latest": latest,
+            "hours": store.station_hours(station_id, current, hours),
+            "forecast": store.forecast(station_id),
+            "skill": store.skill(station_id),
+        }
+
+    @app.get("/api/skill", response_model=Skill | None, tags=["forecasts"])
+    def skill_all() -> dict[str, Any] | None:
+        """Forecast skill over every station (``ALL``); null before the first forecast."""
+        return store.skill("ALL")
+
+    @app.get("/api/pipeline", response_model=Pipeline, tags=["pipeline"])
+    def pipeline_state() -> dict[str, Any]:
+        """Replay position, records/s per stage, consumer lag, DLQ count, latest errors."""
+        return pipeline.snapshot()
+
+    @app.get(
+        "/api/events",
+        tags=["stats"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: ``event: hour`` with the current hour and summary, sent at
+        once and again whenever the current hour or its figures change."""
+
+        async def stream() -> AsyncIterator[str]:
+            LIVE_CLIENTS.inc()
+            sent, quiet = -1, 0.0
+            try:
+                yield "retry: 3000\n\n"
+                while not await request.is_disconnected():
+                    if live.version != sent:
+                        sent = live.version
+                        yield f"event: hour\ndata: {json.dumps(live.payload, default=str)}\n\n"
+                        quiet = 0.0
+                    elif quiet >= 15:
+                        yield ": keep-alive\n\n"
+                        quiet = 0.0
+                    await asyncio.sleep(0.5)
+                    quiet += 0.5
+            finally:
+                LIVE_CLIENTS.dec()
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # --- pages ------------------------------------------------------------------------
+    def page(name: str) -> FileResponse:
+        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return page("index.html")
+
+    @app.get("/station/{station_id}", include_in_schema=False)
+    def station_page(station_id: str) -> FileResponse:  # the id is read by the page
+        return page("station.html")
+
+    @app.get("/pipeline", include_in_schema=False)
+    def pipeline_page() -> FileResponse:
+        return page("pipeline.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app

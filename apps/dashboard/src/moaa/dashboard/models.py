@@ -1,0 +1,165 @@
+"""The JSON API's shapes (what ``/docs`` shows). Lenient on input: unknown fields are dropped
+and figures may be missing, so a document written by a newer job never breaks a page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Component",
+    "ErrorEvent",
+    "Forecast",
+    "ForecastPoint",
+    "HourStats",
+    "Lag",
+    "LagPartition",
+    "LeadSkill",
+    "Now",
+    "Pipeline",
+    "Skill",
+    "SkillOverall",
+    "StationNow",
+    "StationPage",
+    "Summary",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class HourStats(_Model):
+    """One station's figures for one UTC hour (``hourly_stats``)."""
+
+    hour: datetime
+    min_c: float | None = None
+    max_c: float | None = None
+    mean_c: float | None = None
+    count: int | None = Field(None, description="Valid temperature readings in the hour.")
+
+
+class Summary(HourStats):
+    """All stations for one UTC hour (``hourly_summary``)."""
+
+    stations: int | None = Field(None, description="Stations with a reading in the hour.")
+
+
+class StationNow(_Model):
+    """A station on the map: where it is, and its figures for the current hour (null if none)."""
+
+    station_id: str
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    elevation_m: float | None = None
+    last_hour: datetime = Field(description="Latest hour with a reading of this station.")
+    min_c: float | None = None
+    max_c: float | None = None
+    mean_c: float | None = None
+    count: int | None = None
+
+
+class Now(_Model):
+    """The current simulated hour: the latest hour in ``hourly_summary``."""
+
+    hour: datetime | None = Field(description="Current simulated hour (null: no data yet).")
+    summary: Summary | None
+    stations: list[StationNow]
+
+
+class ForecastPoint(_Model):
+    lead: int = Field(description="Hours after the issue time (1..24).")
+    target_hour: datetime
+    value: float | None = Field(None, description="Forecast temperature (°C).")
+
+
+class Forecast(_Model):
+    """The latest next-24 h forecast of one station (``forecasts``)."""
+
+    station_id: str
+    issued_at: datetime
+    model_version: int | str | None = None
+    points: list[ForecastPoint] = []
+
+
+class LeadSkill(_Model):
+    lead: int
+    n: int | None = None
+    mae: dict[str, float | None] = Field(
+        {}, description="Mean absolute error (°C) of the model and each baseline."
+    )
+    skill: float | None = Field(None, description="1 − MAE(model) / MAE(best baseline).")
+
+
+class SkillOverall(_Model):
+    n: int | None = None
+    mae: dict[str, float | None] = {}
+    skill: float | None = None
+
+
+class Skill(_Model):
+    """Forecast skill by lead against the baselines (``forecast_skill``; ``ALL``: all stations)."""
+
+    station_id: str
+    updated_hour: datetime | None = None
+    model_version: int | str | None = None
+    leads: list[LeadSkill] = []
+    overall: SkillOverall | None = None
+
+
+class StationPage(_Model):
+    """Everything the station page shows."""
+
+    station_id: str
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    elevation_m: float | None = None
+    hour: datetime | None = Field(description="Current simulated hour (end of the window).")
+    latest: HourStats | None = Field(description="The station's latest hour.")
+    hours: list[HourStats] = Field(description="Hourly figures of the last 48 h, oldest first.")
+    forecast: Forecast | None = Field(description="Latest forecast (null: no forecast yet).")
+    skill: Skill | None = Field(description="This station's skill (null: none yet).")
+
+
+class Component(_Model):
+    name: str
+    url: str
+    up: bool
+    error: str | None = None
+    scraped_at: datetime | None = None
+    records_per_s: float | None = Field(None, description="Records per second through the stage.")
+    records_total: float | None = None
+
+
+class LagPartition(_Model):
+    topic: str
+    partition: int
+    committed: int | None
+    high: int
+    lag: int
+
+
+class Lag(_Model):
+    group: str
+    total: int | None = Field(description="Messages not yet consumed (null: Kafka unreachable).")
+    partitions: list[LagPartition] = []
+    error: str | None = None
+
+
+class ErrorEvent(_Model):
+    time: datetime
+    component: str
+    message: str
+
+
+class Pipeline(_Model):
+    """The pipeline's health, from the components' own metrics endpoints and Kafka."""
+
+    replay_hour: datetime | None = Field(description="Last hour the feeder had acknowledged.")
+    components: list[Component]
+    lag: Lag | None
+    dlq_records: float | None = Field(description="Records sent to the dead-letter topic.")
+    errors: list[ErrorEvent] = Field(description="Latest errors seen, newest first.")
