@@ -179,3 +179,21 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
 {{- define "moaa.sparkWebhookService" -}}
 {{- default (printf "%s-spark-operator-webhook-svc" .Release.Name) .Values.spark.webhookService }}
 {{- end }}
+
+{{/* name=url,... of every metrics endpoint, for the dashboard's pipeline page. */}}
+{{- define "moaa.dashboardScrapeTargets" -}}
+{{- $t := list }}
+{{- $ingest := include "moaa.componentName" (dict "root" . "component" "ingest") }}
+{{- $t = append $t (printf "feeder=http://%s:%d/metrics" $ingest (int .Values.feederMetricsPort)) }}
+{{- $t = append $t (printf "producer=http://%s:%d/metrics" $ingest (int .Values.producer.metricsPort)) }}
+{{- if .Values.stats.enabled }}
+{{- $t = append $t (printf "stats=http://%s:4040/metrics/prometheus/" (include "moaa.componentName" (dict "root" . "component" "stats-driver"))) }}
+{{- end }}
+{{- if .Values.insert.enabled }}
+{{- $t = append $t (printf "insert=http://%s:%d/metrics" (include "moaa.componentName" (dict "root" . "component" "insert")) (int .Values.insert.metricsPort)) }}
+{{- end }}
+{{- if .Values.forecast.enabled }}
+{{- $t = append $t (printf "forecast=http://%s:%d/metrics" (include "moaa.componentName" (dict "root" . "component" "forecast-driver")) (int .Values.forecast.metricsPort)) }}
+{{- end }}
+{{- join "," $t }}
+{{- end }}

@@ -59,6 +59,9 @@ spec:
     {{- include "moaa.kafkaCaVolume" $root | nindent 4 }}
   driver:
     cores: {{ $v.driver.cores }}
+    {{- with $v.driver.coreRequest }}
+    coreRequest: {{ . | quote }}
+    {{- end }}
     coreLimit: {{ $v.driver.coreLimit | quote }}
     memory: {{ $v.driver.memory | quote }}
     serviceAccount: {{ include "moaa.sparkServiceAccount" $root }}
@@ -115,6 +118,9 @@ spec:
   executor:
     instances: {{ $v.executor.instances }}
     cores: {{ $v.executor.cores }}
+    {{- with $v.executor.coreRequest }}
+    coreRequest: {{ . | quote }}
+    {{- end }}
     memory: {{ $v.executor.memory | quote }}
     labels:
       {{- include "moaa.componentLabels" (dict "root" $root "component" .job) | nindent 6 }}
