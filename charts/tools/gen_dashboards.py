@@ -24,7 +24,13 @@ def _target(expr: str, legend: str, ref: str) -> dict:
     return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
 
 
-def panel(title: str, targets: list[tuple[str, str]], unit: str = "short", kind: str = "timeseries", desc: str = "") -> dict:
+def panel(
+    title: str,
+    targets: list[tuple[str, str]],
+    unit: str = "short",
+    kind: str = "timeseries",
+    desc: str = "",
+) -> dict:
     return {
         "type": kind,
         "title": title,
@@ -42,8 +48,8 @@ def row(title: str) -> dict:
 
 def dashboard(uid: str, title: str, items: list[dict]) -> dict:
     panels, x, y = [], 0, 0
-    for i, item in enumerate(items, start=1):
-        item = {**item, "id": i}
+    for i, source in enumerate(items, start=1):
+        item = {**source, "id": i}
         if item["type"] == "row":
             if x:
                 x, y = 0, y + 8
@@ -91,33 +97,53 @@ def overview() -> dict:
                 "Records per second, stage by stage",
                 [
                     ("sum(rate(weather_feeder_records_sent_total[5m]))", "feeder sent"),
-                    ('sum(rate(weather_producer_records_total{result="delivered"}[5m]))', "producer delivered"),
+                    (
+                        'sum(rate(weather_producer_records_total{result="delivered"}[5m]))',
+                        "producer delivered",
+                    ),
                     (f"sum({STATS}_hourly_stats_inputRate_total_Value)", "stats input"),
                     (f"sum({STATS}_hourly_stats_processingRate_total_Value)", "stats processed"),
                     ("sum(rate(weather_insert_messages_total[5m]))", "insert consumed"),
-                    ("sum by (collection) (rate(weather_insert_documents_total[5m]))", "upserted {{collection}}"),
+                    (
+                        "sum by (collection) (rate(weather_insert_documents_total[5m]))",
+                        "upserted {{collection}}",
+                    ),
                 ],
                 "ops",
             ),
             panel(
                 "Replay position (data time) and hours per minute",
                 [
-                    ("weather_feeder_replay_hour_timestamp_seconds * 1000", "last acknowledged hour"),
+                    (
+                        "weather_feeder_replay_hour_timestamp_seconds * 1000",
+                        "last acknowledged hour",
+                    ),
                 ],
                 "dateTimeAsIso",
             ),
-            panel("Hours replayed per minute", [("rate(weather_feeder_hours_sent_total[5m]) * 60", "hours/min")]),
+            panel(
+                "Hours replayed per minute",
+                [("rate(weather_feeder_hours_sent_total[5m]) * 60", "hours/min")],
+            ),
             panel("Records per batch (p95)", [(p95("weather_producer_batch_records"), "p95")]),
             row("Lag"),
             panel(
                 "Consumer lag (messages)",
-                [("sum by (consumergroup, topic) (kafka_consumergroup_lag)", "{{consumergroup}} {{topic}}")],
+                [
+                    (
+                        "sum by (consumergroup, topic) (kafka_consumergroup_lag)",
+                        "{{consumergroup}} {{topic}}",
+                    )
+                ],
             ),
             panel(
                 "Producer in flight and backpressure",
                 [
                     ("sum(weather_producer_in_flight_records)", "in flight"),
-                    ("sum(rate(weather_producer_backpressure_waits_total[5m]))", "backpressure waits/s"),
+                    (
+                        "sum(rate(weather_producer_backpressure_waits_total[5m]))",
+                        "backpressure waits/s",
+                    ),
                 ],
             ),
             row("End-to-end latency"),
@@ -131,7 +157,11 @@ def overview() -> dict:
                 ],
                 "s",
             ),
-            panel("MongoDB bulk write (p95)", [(p95("weather_insert_write_latency_seconds"), "p95")], "s"),
+            panel(
+                "MongoDB bulk write (p95)",
+                [(p95("weather_insert_write_latency_seconds"), "p95")],
+                "s",
+            ),
             row("Errors and dead letters"),
             panel(
                 "Dead letters per second by reason",
@@ -141,17 +171,31 @@ def overview() -> dict:
             panel(
                 "Errors",
                 [
-                    ('sum(rate(weather_producer_records_total{result="failed"}[5m]))', "delivery failed"),
+                    (
+                        'sum(rate(weather_producer_records_total{result="failed"}[5m]))',
+                        "delivery failed",
+                    ),
                     ("sum by (reason) (rate(weather_feeder_nacks_total[5m]))", "nack {{reason}}"),
                     ("sum(rate(weather_feeder_reconnects_total[5m]))", "feeder reconnects"),
-                    ('sum by (result) (rate(weather_producer_frames_total{result!~"batch|hello"}[5m]))', "frames {{result}}"),
+                    (
+                        "sum by (result) (rate(weather_producer_frames_total"
+                        '{result!~"batch|hello"}[5m]))',
+                        "frames {{result}}",
+                    ),
                     ("sum(rate(weather_insert_invalid_messages_total[5m]))", "insert invalid"),
                 ],
                 "ops",
             ),
             row("Forecast"),
-            panel("Forecast skill by lead (1 = perfect, 0 = persistence)", [("weather_forecast_skill", "lead {{lead}}")]),
-            panel("Forecast MAE (°C)", [("weather_forecast_mae_celsius", "{{predictor}} lead {{lead}}")], "celsius"),
+            panel(
+                "Forecast skill by lead (1 = perfect, 0 = persistence)",
+                [("weather_forecast_skill", "lead {{lead}}")],
+            ),
+            panel(
+                "Forecast MAE (°C)",
+                [("weather_forecast_mae_celsius", "{{predictor}} lead {{lead}}")],
+                "celsius",
+            ),
             panel(
                 "Forecasts and trainings",
                 [
@@ -160,9 +204,17 @@ def overview() -> dict:
                     ("max(weather_forecast_model_version)", "model version"),
                 ],
             ),
-            panel("Last issued forecast hour", [("weather_forecast_issued_hour_timestamp_seconds * 1000", "issued")], "dateTimeAsIso"),
+            panel(
+                "Last issued forecast hour",
+                [("weather_forecast_issued_hour_timestamp_seconds * 1000", "issued")],
+                "dateTimeAsIso",
+            ),
             row("Builds"),
-            panel("Running builds", [("weather_build_info", "{{component}} {{version}}")], kind="table"),
+            panel(
+                "Running builds",
+                [("weather_build_info", "{{component}} {{version}}")],
+                kind="table",
+            ),
         ],
     )
 
@@ -188,7 +240,11 @@ def spark() -> dict:
                     (f"{STATS}_{q}_states_usedBytes_Value", "bytes"),
                 ],
             ),
-            panel("Event-time watermark", [(f"{STATS}_{q}_eventTime_watermark_Value", "watermark")], "dateTimeAsIso"),
+            panel(
+                "Event-time watermark",
+                [(f"{STATS}_{q}_eventTime_watermark_Value", "watermark")],
+                "dateTimeAsIso",
+            ),
         ]
     return dashboard("moaa-spark", "moaa / Spark streaming", items)
 
@@ -199,7 +255,17 @@ def kafka() -> dict:
         "moaa / Kafka",
         [
             row("Topics"),
-            panel("Messages in per topic", [("sum by (topic) (rate(kafka_server_brokertopicmetrics_messagesin_total[5m]))", "{{topic}}")], "ops"),
+            panel(
+                "Messages in per topic",
+                [
+                    (
+                        "sum by (topic) "
+                        "(rate(kafka_server_brokertopicmetrics_messagesin_total[5m]))",
+                        "{{topic}}",
+                    )
+                ],
+                "ops",
+            ),
             panel(
                 "Bytes in and out",
                 [
@@ -208,18 +274,37 @@ def kafka() -> dict:
                 ],
                 "Bps",
             ),
-            panel("Consumer lag per group", [("sum by (consumergroup) (kafka_consumergroup_lag)", "{{consumergroup}}")]),
-            panel("Log size per topic", [("sum by (topic) (kafka_log_log_size)", "{{topic}}")], "bytes"),
+            panel(
+                "Consumer lag per group",
+                [("sum by (consumergroup) (kafka_consumergroup_lag)", "{{consumergroup}}")],
+            ),
+            panel(
+                "Log size per topic",
+                [("sum by (topic) (kafka_log_log_size)", "{{topic}}")],
+                "bytes",
+            ),
             row("Broker health"),
             panel(
                 "Partitions",
                 [
-                    ("sum(kafka_server_replicamanager_underreplicatedpartitions)", "under-replicated"),
+                    (
+                        "sum(kafka_server_replicamanager_underreplicatedpartitions)",
+                        "under-replicated",
+                    ),
                     ("sum(kafka_controller_kafkacontroller_offlinepartitionscount)", "offline"),
                     ("sum(kafka_server_replicamanager_partitioncount)", "partitions"),
                 ],
             ),
-            panel("Requests per second", [("sum by (request) (rate(kafka_network_requestmetrics_requests_total[5m]))", "{{request}}")], "reqps"),
+            panel(
+                "Requests per second",
+                [
+                    (
+                        "sum by (request) (rate(kafka_network_requestmetrics_requests_total[5m]))",
+                        "{{request}}",
+                    )
+                ],
+                "reqps",
+            ),
         ],
     )
 
@@ -230,11 +315,33 @@ def mongodb() -> dict:
         "moaa / MongoDB",
         [
             row("Server"),
-            panel("Operations per second", [("sum by (legacy_op_type) (rate(mongodb_ss_opcounters[5m]))", "{{legacy_op_type}}")], "ops"),
+            panel(
+                "Operations per second",
+                [
+                    (
+                        "sum by (legacy_op_type) (rate(mongodb_ss_opcounters[5m]))",
+                        "{{legacy_op_type}}",
+                    )
+                ],
+                "ops",
+            ),
             panel("Connections", [('sum(mongodb_ss_connections{conn_type="current"})', "current")]),
-            panel("Resident memory", [("sum(mongodb_ss_mem_resident) * 1024 * 1024", "resident")], "bytes"),
+            panel(
+                "Resident memory",
+                [("sum(mongodb_ss_mem_resident) * 1024 * 1024", "resident")],
+                "bytes",
+            ),
             row("moaa writes"),
-            panel("Documents upserted per collection", [("sum by (collection) (rate(weather_insert_documents_total[5m]))", "{{collection}}")], "ops"),
+            panel(
+                "Documents upserted per collection",
+                [
+                    (
+                        "sum by (collection) (rate(weather_insert_documents_total[5m]))",
+                        "{{collection}}",
+                    )
+                ],
+                "ops",
+            ),
         ],
     )
 
@@ -243,7 +350,9 @@ DASHBOARDS = {"overview": overview, "spark": spark, "kafka": kafka, "mongodb": m
 
 
 def render() -> dict[str, str]:
-    return {f"{name}.json": json.dumps(build(), indent=1) + "\n" for name, build in DASHBOARDS.items()}
+    return {
+        f"{name}.json": json.dumps(build(), indent=1) + "\n" for name, build in DASHBOARDS.items()
+    }
 
 
 def main() -> int:
