@@ -23,6 +23,8 @@ MODULES = [
     "moaa.streaming.stats",
     "moaa.streaming.insert",
     "moaa.streaming.show",
+    "moaa.dashboard.settings",
+    "moaa.dashboard.app",
 ]
 
 
