@@ -121,4 +121,6 @@ def test_app_without_mongo_is_alive_but_not_ready() -> None:
         assert "/api/now" in client.get("/openapi.json").json()["paths"]
         assert client.get("/").status_code == 200
         assert client.get("/static/app.css").status_code == 200
+        docs = client.get("/docs").text  # Swagger UI served locally, no CDN
+        assert "/static/vendor/swagger-ui-bundle.js" in docs and "cdn" not in docs
         assert "weather_dashboard_mongo_errors_total" in client.get("/metrics").text

@@ -8,7 +8,8 @@ set -euo pipefail
 web="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$web/../src/moaa/dashboard/static/vendor"
 cd "$web"
-npm ci --no-audit --no-fund --loglevel=error
+# --ignore-scripts: no package here needs one (swagger-ui-dist pulls a telemetry postinstall).
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 mkdir -p "$web/../src/moaa/dashboard/static"
 tmp="$(mktemp -d "$web/../src/moaa/dashboard/static/.vendor.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -19,8 +20,9 @@ cp "$nm/d3-array/dist/d3-array.min.js" "$tmp/d3-array.min.js"
 cp "$nm/d3-geo/dist/d3-geo.min.js" "$tmp/d3-geo.min.js"
 cp "$nm/topojson-client/dist/topojson-client.min.js" "$tmp/topojson-client.min.js"
 cp "$nm/world-atlas/countries-110m.json" "$tmp/countries-110m.json"
+cp "$nm/swagger-ui-dist/swagger-ui-bundle.js" "$nm/swagger-ui-dist/swagger-ui.css" "$tmp/"
 mkdir -p "$tmp/licenses"
-for pkg in chart.js d3-array d3-geo topojson-client world-atlas; do
+for pkg in chart.js d3-array d3-geo topojson-client world-atlas swagger-ui-dist; do
   cp "$nm/$pkg"/LICENSE* "$tmp/licenses/$pkg.LICENSE"
 done
 # Swap in the new folder whole, so a half-built vendor/ is never served.

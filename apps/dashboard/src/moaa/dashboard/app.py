@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
@@ -168,6 +169,8 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         description="Hourly weather stats, forecasts and the pipeline's health, read from "
         "MongoDB (read-only). Times are UTC; temperatures in °C.",
         lifespan=lifespan,
+        docs_url=None,  # served below with the local Swagger UI (no CDN)
+        redoc_url=None,
     )
     app.state.store = store
     app.state.pipeline = pipeline
@@ -209,6 +212,16 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="MOAA website API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     # --- JSON API ---------------------------------------------------------------------
     def _hour_or_current(hour: datetime | None) -> datetime | None:
