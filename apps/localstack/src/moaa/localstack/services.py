@@ -383,6 +383,7 @@ class MoaaApp(Service):
         health_path: str = "/readyz",
         port_env: str | None = None,
         spark: bool = False,
+        extra_port_settings: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         super().__init__(settings, toolchain)
@@ -391,6 +392,9 @@ class MoaaApp(Service):
         # The variable the component reads its port from (Spark jobs all read MOAA_SPARK_UI_PORT).
         self.port_env = port_env or f"MOAA_{port_setting.upper()}"
         self.spark = spark
+        # More ports the component serves (e.g. the forecast job's ops port beside its Spark
+        # UI), each passed as MOAA_<SETTING>.
+        self.extra_port_settings = extra_port_settings
 
     @property
     def port(self) -> int:
@@ -398,7 +402,7 @@ class MoaaApp(Service):
 
     @property
     def ports(self) -> list[int]:
-        return [self.port]
+        return [self.port, *(int(getattr(self.settings, s)) for s in self.extra_port_settings)]
 
     @property
     def address(self) -> str:
@@ -416,6 +420,8 @@ class MoaaApp(Service):
             "MOAA_CHECKPOINT_DIR": str(self.state_dir / "checkpoints"),
             self.port_env: str(self.port),
         }
+        for setting in self.extra_port_settings:
+            env[f"MOAA_{setting.upper()}"] = str(getattr(self.settings, setting))
         if self.spark:
             env["MOAA_SPARK_JARS"] = ",".join(str(p) for p in self.toolchain.spark_jars())
         return env
@@ -472,6 +478,7 @@ class LocalStack:
                     "/metrics/prometheus/",
                     port_env="MOAA_SPARK_UI_PORT",
                     spark=True,
+                    extra_port_settings=("forecast_metrics_port",),
                 ),
                 MoaaApp(self.settings, self.toolchain, "insert", "insert_metrics_port"),
                 MoaaApp(self.settings, self.toolchain, "dashboard", "dashboard_port", "/healthz"),

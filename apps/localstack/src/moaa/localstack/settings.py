@@ -44,6 +44,9 @@ class LocalStackSettings(MoaaSettings):
     forecast_ui_port: int = Field(
         4041, description="Spark driver UI port of the forecast job (serves /metrics/prometheus)."
     )
+    forecast_metrics_port: int = Field(
+        9303, description="Ops port (/metrics with the forecast MAE and skill) of the forecast job."
+    )
     dashboard_port: int = Field(8080, description="The MOAA website (dashboard) on 127.0.0.1.")
     min_free_disk_mb: int = Field(
         1024, description="`moaa local up` refuses to start below this free space in the state dir."

@@ -45,9 +45,10 @@ def toolchain() -> Toolchain:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real Kafka broker and a real FerretDB for the whole test session."""
-    kafka, controller, mongo, debug, producer, spark_ui, insert, forecast_ui, dashboard = (
-        free_ports(9)
-    )
+    (
+        kafka, controller, mongo, debug, producer, spark_ui, insert, forecast_ui,
+        forecast_metrics, dashboard,
+    ) = free_ports(10)  # fmt: skip
     settings = LocalStackSettings(
         state_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=kafka,
@@ -58,6 +59,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         spark_ui_port=spark_ui,
         insert_metrics_port=insert,
         forecast_ui_port=forecast_ui,
+        forecast_metrics_port=forecast_metrics,
         dashboard_port=dashboard,
         kafka_heap="512m",
         min_free_disk_mb=256,

@@ -9,7 +9,11 @@ offsets. A crash between write and commit replays the batch: the same upserts ag
 duplicate. Collections and their keys:
 
 * ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
-* ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``.
+* ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``;
+* ``forecasts`` — ``<station>|<issued_at>``, from ``weather.forecasts`` (``issued_at`` and
+  every point's ``target_hour`` stored as dates);
+* ``forecast_skill`` — ``<station>`` or ``ALL``, from ``weather.forecast-skill``
+  (``updated_hour`` as a date).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pymongo.errors import PyMongoError
 from moaa.common.kafka import KafkaSettings
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
+from moaa.streaming.forecast import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
 from moaa.streaming.stats import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY
 
 __all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
@@ -68,6 +73,10 @@ class InsertSettings(KafkaSettings):
     topic_hourly_summary: str = Field(
         TOPIC_HOURLY_SUMMARY, description="All-stations per hour results."
     )
+    topic_forecasts: str = Field(TOPIC_FORECASTS, description="Forecasts (24 leads per issue).")
+    topic_forecast_skill: str = Field(
+        TOPIC_FORECAST_SKILL, description="Forecast MAE and skill per station and overall."
+    )
     insert_group_id: str = Field("moaa-insert", description="Consumer group of the insert job.")
     insert_batch_max: int = Field(5000, description="Most messages written in one bulk write.")
     insert_batch_wait_s: float = Field(0.2, description="Longest wait to fill a batch.")
@@ -85,9 +94,24 @@ def _parse_hour(value: Any) -> Any:
     return value
 
 
+#: Fields stored as BSON dates (sent as ``"YYYY-MM-DDTHH:MM:SSZ"``).
+_DATE_FIELDS = frozenset({"hour", "issued_at", "updated_hour"})
+
+
+def _convert(key: str, value: Any) -> Any:
+    if key in _DATE_FIELDS:
+        return _parse_hour(value)
+    if key == "points" and isinstance(value, list):
+        return [
+            {**p, "target_hour": _parse_hour(p.get("target_hour"))} if isinstance(p, dict) else p
+            for p in value
+        ]
+    return value
+
+
 def documents_for(collection: str, key: str, value: dict[str, Any]) -> UpdateOne:
     """The idempotent upsert of one result: ``_id`` = key, every field ``$set``."""
-    fields = {k: _parse_hour(v) if k == "hour" else v for k, v in value.items()}
+    fields = {k: _convert(k, v) for k, v in value.items()}
     fields["updated_at"] = datetime.now(UTC)
     return UpdateOne({"_id": key}, {"$set": fields}, upsert=True)
 
@@ -100,6 +124,8 @@ class Inserter:
         self.topics = {
             settings.topic_hourly_stats: "hourly_stats",
             settings.topic_hourly_summary: "hourly_summary",
+            settings.topic_forecasts: "forecasts",
+            settings.topic_forecast_skill: "forecast_skill",
         }
         self.consumer = Consumer(
             {
@@ -124,6 +150,9 @@ class Inserter:
         )
         self.db.hourly_stats.create_index([("hour", ASCENDING)], name="hour")
         self.db.hourly_summary.create_index([("hour", ASCENDING)], name="hour")
+        self.db.forecasts.create_index(
+            [("station_id", ASCENDING), ("issued_at", ASCENDING)], name="station_issued_at"
+        )
 
     def ready(self) -> tuple[bool, str]:
         try:
@@ -185,6 +214,10 @@ class Inserter:
                 err = msg.error()
                 if err is None:
                     good.append(msg)
+                elif err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    # A result topic its job has not created yet (e.g. no forecast job running):
+                    # the subscription picks it up once it exists.
+                    log.debug("consumer: %s", err)
                 elif err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
             if not messages:
@@ -209,7 +242,7 @@ class Inserter:
 
 
 def command() -> None:
-    """Run the insert job: upsert hourly stats and summaries from Kafka into MongoDB.
+    """Run the insert job: upsert hourly stats, summaries, forecasts and skill into MongoDB.
 
     Idempotent (``_id`` = natural key, unordered bulk upserts), offsets committed only after
     each write, so restarts and replays never duplicate a document.

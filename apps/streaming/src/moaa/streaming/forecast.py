@@ -1,0 +1,375 @@
+"""The forecast job: next-day hourly mean temperature per station, with Spark ML.
+
+Reads ``weather.hourly-stats`` (the stats job's hourly means) with Spark's Kafka source and
+handles each micro-batch in ``foreachBatch``:
+
+1. the batch's hourly means are appended to the **history store** — Parquet under
+   ``<checkpoint>/forecast/history`` (with batch id and offset, so the last value per
+   station and hour wins when it is read back on restart);
+2. the event-time clock is the newest hour seen; an hour is **final** once the clock is
+   ``MOAA_FORECAST_FINAL_LAG_HOURS`` past it (the stats watermark of 2 h + the hour itself);
+3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks every newly final hour:
+   verifies stored forecasts against the actuals (model and three baselines), retrains on
+   its event-time schedule (models in ``<checkpoint>/forecast/models/v<N>``), and issues
+   24 hourly forecasts per active station with the latest model;
+4. forecasts go to ``weather.forecasts`` (key ``<station>|<issued_at>``) and the skill of
+   every touched station and of ``ALL`` to ``weather.forecast-skill``; the engine's state
+   (last final hour, pending forecasts, skill sums) is written atomically to
+   ``<checkpoint>/forecast/state.json``; only then does Spark commit the batch's offsets.
+
+A crash replays at most the last batch: the history upserts and the Kafka keys are
+idempotent, and hours already processed (state.json) are not processed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+from moaa.common.kafka import KafkaSettings, ensure_topics
+from moaa.common.logs import configure_logging
+from moaa.common.ops import run_component
+from moaa.streaming.forecast_engine import EngineConfig, EngineOutput, ForecastEngine
+from moaa.streaming.forecast_features import LEADS, PREDICTORS, hour_index, hour_str
+from moaa.streaming.forecast_model import ModelStore, StoredModel
+from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
+from moaa.streaming.stats import TOPIC_HOURLY_STATS
+
+__all__ = [
+    "TOPIC_FORECASTS",
+    "TOPIC_FORECAST_SKILL",
+    "ForecastJob",
+    "ForecastSettings",
+    "command",
+]
+
+log = logging.getLogger(__name__)
+
+TOPIC_FORECASTS = "weather.forecasts"
+TOPIC_FORECAST_SKILL = "weather.forecast-skill"
+
+STATS_SCHEMA = StructType(
+    [
+        StructField("station_id", StringType()),
+        StructField("hour", StringType()),
+        StructField("mean_c", DoubleType()),
+        StructField("name", StringType()),
+        StructField("latitude", DoubleType()),
+        StructField("longitude", DoubleType()),
+        StructField("elevation_m", DoubleType()),
+    ]
+)
+
+MAE = Gauge(
+    "weather_forecast_mae_celsius",
+    "Mean absolute error of forecasts over all stations, by lead (hours, or all) and predictor",
+    ["lead", "predictor"],
+)
+SKILL = Gauge(
+    "weather_forecast_skill",
+    "1 - MAE(model) / MAE(same hour yesterday) over all stations, by lead (hours, or all)",
+    ["lead"],
+)
+MODEL_VERSION = Gauge("weather_forecast_model_version", "Version of the model in use (0 = none)")
+TRAININGS = Counter("weather_forecast_trainings_total", "Models trained and saved")
+TRAINING_SECONDS = Histogram(
+    "weather_forecast_training_seconds",
+    "Duration of one training (rows, fit, save)",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+PUBLISHED = Counter("weather_forecasts_published_total", "Forecasts (24 points each) published")
+ISSUED_HOUR = Gauge(
+    "weather_forecast_issued_hour_timestamp_seconds",
+    "Issue hour of the latest forecasts (Unix time)",
+)
+
+
+class ForecastSettings(KafkaSettings, SparkSettings):
+    """Settings of the forecast job (``MOAA_*``)."""
+
+    topic_hourly_stats: str = Field(TOPIC_HOURLY_STATS, description="Per station and hour results.")
+    topic_forecasts: str = Field(TOPIC_FORECASTS, description="Forecasts (24 leads per issue).")
+    topic_forecast_skill: str = Field(
+        TOPIC_FORECAST_SKILL, description="Forecast MAE and skill per station and overall."
+    )
+    checkpoint_dir: Path = Field(
+        Path(".local/checkpoints"), description="Streaming checkpoints (a PVC in Kubernetes)."
+    )
+    forecast_window_days: int = Field(
+        60, description="Training window and climatology-baseline window (days of history)."
+    )
+    forecast_clim_days: int = Field(
+        30, description="Days behind the hour-of-day climatology used in the features."
+    )
+    forecast_retrain_every_hours: int = Field(
+        24, description="Retrain once this many event-time hours passed since the last model."
+    )
+    forecast_min_history_days: float = Field(
+        14, description="History needed before the first model (no forecasts before it)."
+    )
+    forecast_final_lag_hours: int = Field(
+        3,
+        description="An hour is final (verified, forecast from) once the newest hour seen is "
+        "this far past it: the stats watermark (2 h) plus the hour itself.",
+    )
+    forecast_max_offsets_per_trigger: int = Field(
+        50_000, description="Most hourly-stats messages read per micro-batch."
+    )
+    forecast_metrics_port: int = Field(
+        9303, description="Port of /metrics, /healthz, /readyz of the forecast job (0 = off)."
+    )
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            window_days=self.forecast_window_days,
+            clim_days=self.forecast_clim_days,
+            retrain_every_hours=self.forecast_retrain_every_hours,
+            min_history_days=self.forecast_min_history_days,
+        )
+
+
+def _on_train(stored: StoredModel, seconds: float) -> None:
+    TRAININGS.inc()
+    TRAINING_SECONDS.observe(seconds)
+    MODEL_VERSION.set(stored.version)
+
+
+class ForecastJob:
+    """The streaming job around the engine: Kafka in and out, history, state, metrics."""
+
+    def __init__(self, settings: ForecastSettings) -> None:
+        self.settings = settings
+        self.root = settings.checkpoint_dir / "forecast"
+        self.history_dir = self.root / "history"
+        self.state_path = self.root / "state.json"
+        self._stop = threading.Event()
+        self._query: Any = None
+        self.spark: SparkSession | None = None
+        self.engine: ForecastEngine | None = None
+        self.producer: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        if self._query is None or not self._query.isActive:
+            return False, "query not running"
+        return True, "ok"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        from confluent_kafka import Producer  # noqa: PLC0415
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+        s = self.settings
+        ensure_topics(
+            AdminClient(s.kafka_client_config()),
+            [s.topic_forecasts, s.topic_forecast_skill],
+            s.topic_partitions,
+            s.topic_replication_factor,
+            s.topic_retention_ms,
+        )
+        self.producer = Producer(
+            {
+                **s.kafka_client_config(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            }
+        )
+        self.spark = build_session("moaa-forecast", s, metrics_conf("moaa_forecast"))
+        self.spark.sparkContext.setLogLevel("WARN")
+        self.engine = ForecastEngine(
+            self.spark, s.engine_config(), ModelStore(self.root / "models"), _on_train
+        )
+        self._restore()
+        source = (
+            self.spark.readStream.format("kafka")
+            .options(**kafka_options(s))
+            .option("subscribe", s.topic_hourly_stats)
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "false")
+            .option("maxOffsetsPerTrigger", s.forecast_max_offsets_per_trigger)
+            .load()
+        )
+        self._query = (
+            source.writeStream.queryName("forecast_input")
+            .foreachBatch(self._batch)
+            .option("checkpointLocation", str(self.root / "query"))
+            .start()
+        )
+        log.info("forecast job reading %s", s.topic_hourly_stats)
+        while not self._stop.wait(1.0):
+            if not self._query.isActive:
+                raise SystemExit(f"query forecast_input stopped: {self._query.exception()}")
+        self._query.stop()
+        self.producer.flush(30)
+        self.spark.stop()
+
+    def _restore(self) -> None:
+        """History from Parquet (last value per key wins), then the engine's state."""
+        engine, spark = self._engine(), self.spark
+        if spark is None:
+            raise RuntimeError("no Spark session")
+        if engine.model is not None:
+            MODEL_VERSION.set(engine.model.version)
+            log.info(
+                "loaded forecast model v%d",
+                engine.model.version,
+                extra={"model": engine.model.metadata},
+            )
+        if self.history_dir.exists() and any(self.history_dir.glob("*.parquet")):
+            history = spark.read.parquet(str(self.history_dir))
+            newest = history.agg(F.max("hour")).first()[0]
+            if newest is not None:
+                keep = hour_str(hour_index(newest) - engine.config.span_hours - LEADS)
+                rows = (
+                    history.where(F.col("hour") >= keep)
+                    .orderBy("batch_id", "partition", "offset")
+                    .collect()
+                )
+                for row in rows:
+                    engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row))
+                log.info("restored %d hourly means from %s", len(rows), self.history_dir)
+        if self.state_path.exists():
+            engine.load_state(json.loads(self.state_path.read_text()))
+            log.info("restored state through %s", engine.last_final)
+        self._export_skill()
+
+    # -- one micro-batch ----------------------------------------------------------------------
+
+    def _engine(self) -> ForecastEngine:
+        if self.engine is None:
+            raise RuntimeError("the forecast engine is not started")
+        return self.engine
+
+    def _batch(self, batch: DataFrame, batch_id: int) -> None:
+        engine = self._engine()
+        started = time.perf_counter()
+        parsed = (
+            batch.select(
+                "partition",
+                "offset",
+                F.from_json(F.col("value").cast("string"), STATS_SCHEMA).alias("s"),
+            )
+            .select("partition", "offset", "s.*")
+            .where(F.col("station_id").isNotNull() & F.col("mean_c").isNotNull())
+            .withColumn("batch_id", F.lit(batch_id))
+        )
+        rows = parsed.orderBy("partition", "offset").collect()
+        if not rows:
+            return
+        parsed.write.mode("append").parquet(str(self.history_dir))
+        for row in rows:
+            engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row))
+        newest = engine.newest_hour()
+        if newest is None:
+            return
+        out = engine.advance(newest - self.settings.forecast_final_lag_hours)
+        self._publish(out)
+        self._save_state()
+        log.info(
+            "batch %d: %d means, %d forecasts, %d models",
+            batch_id,
+            len(rows),
+            len(out.forecasts),
+            len(out.trained),
+            extra={"duration_s": round(time.perf_counter() - started, 3)},
+        )
+
+    def _publish(self, out: EngineOutput) -> None:
+        engine = self._engine()
+        failures: list[str] = []
+
+        def _delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        s = self.settings
+        for doc in out.forecasts:
+            key = f"{doc['station_id']}|{doc['issued_at']}"
+            self._produce(s.topic_forecasts, key, doc, _delivered)
+        version = engine.model.version if engine.model else 0
+        for key in sorted(out.skill_keys):
+            doc = engine.skill.document(key, engine.last_final or 0, version)
+            self._produce(s.topic_forecast_skill, key, doc, _delivered)
+        remaining = self.producer.flush(60)
+        if remaining or failures:
+            raise RuntimeError(f"forecast publishing failed: {failures[:3]} ({remaining} queued)")
+        if out.forecasts:
+            PUBLISHED.inc(len(out.forecasts))
+            ISSUED_HOUR.set(hour_index(out.forecasts[-1]["issued_at"]) * 3600)
+        if out.skill_keys:
+            self._export_skill()
+
+    def _produce(self, topic: str, key: str, doc: dict[str, Any], callback: Any) -> None:
+        value = json.dumps(doc, separators=(",", ":")).encode()
+        while True:
+            try:
+                self.producer.produce(topic, value, key.encode(), on_delivery=callback)
+                break
+            except BufferError:
+                self.producer.poll(0.5)
+        self.producer.poll(0)
+
+    def _export_skill(self) -> None:
+        engine = self._engine()
+        if "ALL" not in engine.skill.sums:
+            return
+        doc = engine.skill.document("ALL", engine.last_final or 0, 0)
+        for entry in [*doc["leads"], {"lead": "all", **doc["overall"]}]:  # type: ignore[list-item]
+            lead = str(entry["lead"])
+            for predictor in PREDICTORS:
+                value = entry["mae"][predictor]
+                if value is not None:
+                    MAE.labels(lead, predictor).set(value)
+            if entry["skill"] is not None:
+                SKILL.labels(lead).set(entry["skill"])
+
+    def _save_state(self) -> None:
+        state = self._engine().state()
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)
+
+
+def _meta(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "latitude": row.latitude,
+        "longitude": row.longitude,
+        "elevation_m": row.elevation_m,
+    }
+
+
+def command(
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints and models [env MOAA_CHECKPOINT_DIR].")
+    ] = None,
+) -> None:
+    """Run the forecast job: 24 hourly forecasts per station from Spark ML, with skill.
+
+    Spark Structured Streaming on weather.hourly-stats; retrains on an event-time schedule
+    (MOAA_FORECAST_RETRAIN_EVERY_HOURS, window MOAA_FORECAST_WINDOW_DAYS), publishes to
+    weather.forecasts and weather.forecast-skill; metrics on MOAA_FORECAST_METRICS_PORT.
+    """
+    overrides = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir else {}
+    settings = ForecastSettings(**overrides)
+    configure_logging(settings.log_level, settings.log_format, component="forecast")
+    job = ForecastJob(settings)
+    run_component("forecast", settings.forecast_metrics_port, job.ready, job.run, job.stop)

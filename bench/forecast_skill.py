@@ -1,0 +1,103 @@
+"""Forecast skill on a full-year walk-forward replay of the bundled sample.
+
+Runs the forecast job's own engine (:class:`moaa.streaming.forecast_engine.ForecastEngine`:
+same features, same Spark ML pipeline, same event-time retrain schedule, same scoring)
+hour by hour over the hourly means of ``data/sample/2013`` (Newark and JFK), computed by
+the independent DuckDB ground truth. Only the transport differs: no Kafka, the means are
+fed in time order and an hour is final 3 h after it, as in the job. Prints the MAE per lead
+for the model and the three baselines, and the skill against "same hour yesterday".
+
+    make bench-forecast       # or: .venv/bin/python bench/forecast_skill.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
+from moaa.streaming.forecast_features import PREDICTORS, hour_index
+from moaa.streaming.forecast_model import ModelStore
+from moaa.streaming.spark import SparkSettings, build_session
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "2013"
+FINAL_LAG = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", type=Path, default=SAMPLE)
+    parser.add_argument("--days", type=int, default=365, help="days replayed from 1 January")
+    parser.add_argument("--window-days", type=int, default=60)
+    parser.add_argument("--clim-days", type=int, default=30)
+    parser.add_argument("--retrain-every-hours", type=int, default=24)
+    parser.add_argument("--min-history-days", type=float, default=14)
+    parser.add_argument("--step-hours", type=int, default=24, help="hours fed between advances")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    stats = hourly_temperature_stats(args.sample)
+    by_hour: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    for (station, hour), (_lo, _hi, mean, _n) in stats.items():
+        by_hour[hour_index(hour)].append((station, mean))
+    first = min(by_hour)
+    last = min(max(by_hour), first + args.days * 24 - 1)
+
+    spark = build_session("moaa-bench-forecast", SparkSettings(spark_ui_port=0))
+    spark.sparkContext.setLogLevel("ERROR")
+    config = EngineConfig(
+        window_days=args.window_days,
+        clim_days=args.clim_days,
+        retrain_every_hours=args.retrain_every_hours,
+        min_history_days=args.min_history_days,
+    )
+    trainings: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="moaa-bench-forecast-") as tmp:
+        engine = ForecastEngine(
+            spark, config, ModelStore(Path(tmp) / "models"), lambda _m, s: trainings.append(s)
+        )
+        forecasts = 0
+        for start in range(first, last + 1, args.step_hours):
+            for hour in range(start, min(start + args.step_hours, last + 1)):
+                for station, mean in by_hour.get(hour, []):
+                    engine.observe(station, hour, mean, {})
+            out = engine.advance(min(start + args.step_hours - 1, last) - FINAL_LAG)
+            forecasts += len(out.forecasts)
+        version = engine.model.version if engine.model else 0
+        doc = engine.skill.document("ALL", engine.last_final or 0, version)
+    spark.stop()
+    elapsed = time.perf_counter() - started
+
+    print(
+        f"\nbundled sample {args.sample.name}: {len(stats)} station-hours, {args.days} days; "
+        f"window {args.window_days} d, retrain every {args.retrain_every_hours} h, "
+        f"{len(trainings)} trainings (mean {sum(trainings) / max(len(trainings), 1):.1f} s), "
+        f"{forecasts} forecasts, {elapsed / 60:.1f} min\n"
+    )
+    print("| lead (h) | n | model | last value | same hour yesterday | climatology | skill |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    skills = []
+    worse = []
+    for entry in [*doc["leads"], {"lead": "all", **doc["overall"]}]:
+        mae = entry["mae"]
+        cells = " | ".join(f"{mae[p]:.2f}" for p in PREDICTORS)
+        print(f"| {entry['lead']} | {entry['n']} | {cells} | {entry['skill']:.3f} |")
+        if entry["lead"] != "all":
+            skills.append(entry["skill"])
+            if mae["model"] > min(mae["last_value"], mae["same_hour_yesterday"]):
+                worse.append(entry["lead"])
+    mean_skill = sum(skills) / len(skills)
+    print(
+        f"\nskill averaged over leads 1–24: {mean_skill:.3f} (target ≥ 0.25); "
+        f"at lead 24: {skills[-1]:.3f} (target ≥ 0.10); "
+        f"leads worse than the better of last value and same hour yesterday: {worse or 'none'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
