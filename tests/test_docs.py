@@ -21,6 +21,7 @@ MODULES = [
     "moaa.producer.server",
     "moaa.producer.publisher",
     "moaa.streaming.stats",
+    "moaa.streaming.forecast",
     "moaa.streaming.insert",
     "moaa.streaming.show",
     "moaa.dashboard.settings",
