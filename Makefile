@@ -60,11 +60,12 @@ DEMO_ENV  := MOAA_REPLAY_YEAR=2013 MOAA_DATASET_DIR=$(CURDIR)/.local/dataset \
 demo: setup ## Set up, start the stack and replay the bundled sample (2013) hour by hour
 	$(MOAA) local up
 	$(DEMO_ENV) $(MOAA) prepare data/sample/2013 --out .local/dataset
-	$(MOAA) local up producer stats insert
+	$(MOAA) local up producer stats forecast insert dashboard
 	@echo
 	@echo "Replaying the bundled sample (Newark + JFK, 2013): one hour every $(DEMO_TICK) s."
 	@echo "Ctrl-C stops the feeder; \`make demo\` again resumes from its checkpoint."
-	@echo "  $(MOAA) local status            # Kafka, FerretDB, producer, stats, insert health"
+	@echo "  $(MOAA) local status            # health of every service and job"
+	@echo "  open http://localhost:8080      # the MOAA website: map, live hour, stations, pipeline"
 	@echo "  $(MOAA) show stats --station 72502014734   # hourly stats stored in MongoDB"
 	@echo "  $(MOAA) local logs producer -f  # the producer's JSON log"
 	@echo "  curl -s localhost:9301/metrics | grep ^weather_   # producer metrics"

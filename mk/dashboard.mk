@@ -20,4 +20,6 @@ $(CHROMIUM):
 .PHONY: browser
 browser: $(CHROMIUM) ## Install Debian's chromium for the dashboard's browser tests (once)
 
-setup: dashboard-assets browser
+# The demo serves the website; only the tests need the browser.
+setup: dashboard-assets
+test: browser
