@@ -13,6 +13,7 @@ for the model and the three baselines, and the skill against "same hour yesterda
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -68,6 +69,13 @@ def main() -> None:
                     engine.observe(station, hour, mean, {})
             out = engine.advance(min(start + args.step_hours - 1, last) - FINAL_LAG)
             forecasts += len(out.forecasts)
+            if (start - first) % (30 * 24) < args.step_hours:
+                print(
+                    f"… day {(start - first) // 24}, {len(trainings)} trainings, "
+                    f"{(time.perf_counter() - started) / 60:.1f} min",
+                    file=sys.stderr,
+                    flush=True,
+                )
         version = engine.model.version if engine.model else 0
         doc = engine.skill.document("ALL", engine.last_final or 0, version)
     spark.stop()
