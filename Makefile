@@ -93,6 +93,10 @@ clean: down ## Stop the stack and delete its state (.local/); caches are kept
 bench-ingest: setup ## Ingest throughput against a plain producer (prints the ratio)
 	$(VENV)/bin/python bench/ingest.py --stations 2000 --days 3
 
+.PHONY: bench-throughput
+bench-throughput: setup ## Hourly stats at full speed: streaming end to end against DuckDB in batch (ratio)
+	$(VENV)/bin/python bench/throughput.py --stations 100 --days 7
+
 .PHONY: bench-latency
 bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 s tick (p50, p95)
 	$(VENV)/bin/python bench/latency.py --hours 120

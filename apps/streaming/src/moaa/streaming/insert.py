@@ -4,9 +4,9 @@ A plain Kafka consumer (confluent-kafka) rather than a Spark job: the work is a 
 upsert per message, so Spark would add a JVM, a checkpoint and seconds of batch latency
 for no computation. The consumer reads a batch of messages, keeps the last value per key
 (an unordered bulk write may apply two updates of one document in any order), upserts them
-with ``_id`` = the natural key in one unordered ``bulk_write``, and only then commits the
-offsets. A crash between write and commit replays the batch: the same upserts again, no
-duplicate. Collections and their keys:
+with ``_id`` = the natural key in unordered ``bulk_write`` commands (``MOAA_INSERT_BULK_OPS``
+upserts each), and only then commits the offsets. A crash between write and commit
+replays the batch: the same upserts again, no duplicate. Collections and their keys:
 
 * ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
 * ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``;
@@ -80,6 +80,12 @@ class InsertSettings(KafkaSettings):
     insert_group_id: str = Field("moaa-insert", description="Consumer group of the insert job.")
     insert_batch_max: int = Field(5000, description="Most messages written in one bulk write.")
     insert_batch_wait_s: float = Field(0.2, description="Longest wait to fill a batch.")
+    insert_bulk_ops: int = Field(
+        90,
+        ge=1,
+        description="Most upserts per bulk_write command. FerretDB v1 never answers a bulk of "
+        "100 or more updates of existing documents; real MongoDB takes far more (e.g. 1000).",
+    )
     insert_metrics_port: int = Field(
         9302, description="Port of /metrics, /healthz, /readyz (0 = off)."
     )
@@ -187,9 +193,10 @@ class Inserter:
             )
         for collection, docs in latest.items():
             started = time.perf_counter()
-            self.db[collection].bulk_write(
-                [documents_for(collection, k, v) for k, v, _ in docs.values()], ordered=False
-            )
+            upserts = [documents_for(collection, k, v) for k, v, _ in docs.values()]
+            step = self.settings.insert_bulk_ops
+            for first in range(0, len(upserts), step):
+                self.db[collection].bulk_write(upserts[first : first + step], ordered=False)
             WRITE_LATENCY.observe(time.perf_counter() - started)
             DOCUMENTS.labels(collection).inc(len(docs))
             written = time.time()

@@ -1,0 +1,177 @@
+"""Hourly stats at full speed: the streaming path against DuckDB in batch, same files, same run.
+
+A synthetic slice (clearly synthetic: ``moaa synth``) is prepared once, then:
+
+* batch — DuckDB reads the same CSV files and computes the per station and hour
+  min / max / mean / count (``moaa.dataprep.groundtruth``, the tests' ground truth);
+  timed twice, the faster run counts;
+* streaming — the real processes on a real Kafka and FerretDB: ``moaa feeder --tick 0`` →
+  ``moaa producer`` → Kafka → ``moaa stats`` (Spark) → Kafka → ``moaa insert`` → FerretDB.
+  Timed from the feeder's start until every station-hour document is in MongoDB with the
+  batch's values (checked exactly at the end).
+
+Prints records/s of both and the ratio streaming time / batch time (target ≤ 10), plus
+where the streaming time went (feeder done, results in MongoDB). Usage::
+
+    make bench-throughput                 # or:
+    .venv/bin/python bench/throughput.py --stations 100 --days 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.dataprep.prepare import prepare
+from moaa.dataprep.synth import synthesize
+from moaa.localstack.services import LocalStack
+from moaa.localstack.settings import LocalStackSettings
+from moaa.localstack.testing import free_ports
+
+MOAA = str(Path(sys.executable).with_name("moaa"))
+
+
+def batch(raw: Path) -> tuple[float, dict]:
+    """Seconds DuckDB takes for the stats of every file in ``raw`` (best of two)."""
+    timings = []
+    truth: dict = {}
+    for _ in range(2):
+        started = time.perf_counter()
+        truth = hourly_temperature_stats(raw)
+        timings.append(time.perf_counter() - started)
+    return min(timings), truth
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=100, help="synthetic stations")
+    parser.add_argument("--days", type=int, default=7, help="days of 2020 in the slice")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up after (s)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="moaa-tput-"))
+    ports = free_ports(12)
+    settings = LocalStackSettings(
+        state_dir=work / "stack", kafka_port=ports[0], kafka_controller_port=ports[1],
+        mongo_port=ports[2], ferretdb_debug_port=ports[3], producer_metrics_port=ports[4],
+        spark_ui_port=ports[5], insert_metrics_port=ports[6], forecast_ui_port=ports[7],
+        dashboard_port=ports[8], kafka_heap="768m",
+    )  # fmt: skip
+    raw = work / "synth"
+    synthesize(args.stations, 2020, raw, seed=7, malformed_rate=0.002, days=args.days)
+    dataset = work / "dataset"
+    prepare(raw, dataset, 2020, workers=os.cpu_count() or 1)
+    batch_s, truth = batch(raw)
+    records = sum(v[3] for v in truth.values())
+
+    stack = LocalStack(settings)
+    stack.up()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        env = {
+            **os.environ,
+            "MOAA_LOG_FORMAT": "json",
+            "MOAA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "MOAA_MONGO_URI": settings.mongo_uri,
+            "MOAA_SOCKET_PATH": str(work / "p.sock"),
+            "MOAA_DATASET_DIR": str(dataset),
+            "MOAA_CHECKPOINT_PATH": str(work / "ckpt.json"),
+            "MOAA_CHECKPOINT_DIR": str(work / "checkpoints"),
+            "MOAA_SPARK_JARS": ",".join(str(p) for p in stack.toolchain.spark_jars()),
+            "MOAA_SPARK_MASTER": "local[2]",
+            "MOAA_PRODUCER_METRICS_PORT": str(ports[4]),
+            "MOAA_SPARK_UI_PORT": str(ports[5]),
+            "MOAA_INSERT_METRICS_PORT": str(ports[6]),
+            "MOAA_FEEDER_METRICS_PORT": str(ports[9]),
+        }
+        for name in ("producer", "stats", "insert"):
+            log = (work / f"{name}.log").open("wb")
+            procs.append(
+                subprocess.Popen([MOAA, name], env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+        while not (work / "p.sock").exists():
+            time.sleep(0.2)
+        time.sleep(20)  # let Spark start its queries (not part of the measure)
+        mongo: MongoClient = MongoClient(settings.mongo_uri, tz_aware=True)
+        collection = mongo["moaa"]["hourly_stats"]
+        hours = str(args.days * 24)
+        started = time.monotonic()
+        feeder = subprocess.Popen(
+            [MOAA, "feeder", "--tick", "0", "--start", "2020-01-01T00:00:00", "--hours", hours],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        feeder_s = math.nan
+        stored = 0
+        while time.monotonic() - started < args.timeout:
+            if math.isnan(feeder_s) and feeder.poll() is not None:
+                assert feeder.returncode == 0, "the feeder failed"
+                feeder_s = time.monotonic() - started
+            stored = collection.count_documents({})
+            if stored >= len(truth):
+                break
+            time.sleep(0.5)
+        stream_s = time.monotonic() - started
+        docs = {d["_id"]: d for d in collection.find()}
+        wrong = 0
+        for (station, hour), (lo, hi, mean, count) in truth.items():
+            doc = docs.get(f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+            exact = doc is not None and (doc["min_c"], doc["max_c"], doc["count"]) == (
+                lo,
+                hi,
+                count,
+            )
+            wrong += not (exact and math.isclose(doc["mean_c"], mean, abs_tol=1e-9))
+        result = {
+            "stations": args.stations,
+            "days": args.days,
+            "records": records,
+            "station_hours": len(truth),
+            "batch_s": round(batch_s, 3),
+            "stream_s": round(stream_s, 2),
+            "feeder_done_s": round(feeder_s, 2),
+            "batch_records_per_s": round(records / batch_s),
+            "stream_records_per_s": round(records / stream_s),
+            "ratio": round(stream_s / batch_s, 2),
+            "documents_wrong_or_missing": wrong,
+        }
+        print(json.dumps(result))
+        print(
+            f"\nhourly stats, {records:,} temperature readings, {len(truth):,} station-hours "
+            f"({args.stations} synthetic stations × {args.days} days)"
+        )
+        print(
+            f"  DuckDB batch (CSV → stats)          : {batch_s:>8.2f} s  {records / batch_s:>10,.0f} readings/s"
+        )
+        print(
+            f"  streaming (feeder → … → MongoDB)    : {stream_s:>8.2f} s  {records / stream_s:>10,.0f} readings/s"
+        )
+        print(f"    of which the feeder replay        : {feeder_s:>8.2f} s")
+        print(
+            f"  ratio streaming / batch             : {stream_s / batch_s:>8.1f}×  (target ≤ 10×)"
+        )
+        print(f"  documents wrong or missing          : {wrong}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
