@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from moaa.localstack.services import LocalStack
+from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
 
 from .conftest import Pipeline, consume_all
@@ -196,3 +198,17 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     assert "metrics_moaa_forecast_driver_spark_streaming_forecast_input_inputRate_total_Value" in (
         spark
     )
+
+
+def test_the_local_stack_gives_the_forecast_job_both_ports(tmp_path: Path) -> None:
+    """`moaa local up forecast`: Spark UI on forecast_ui_port, ops on forecast_metrics_port."""
+    ui, ops = free_ports(2)
+    stack = LocalStack(
+        LocalStackSettings(state_dir=tmp_path, forecast_ui_port=ui, forecast_metrics_port=ops)
+    )
+    service = stack.services["forecast"]
+    assert service.ports == [ui, ops]
+    env = service.env()
+    assert env["MOAA_SPARK_UI_PORT"] == str(ui)
+    assert env["MOAA_FORECAST_METRICS_PORT"] == str(ops)
+    assert service.command()[-1] == "forecast"
