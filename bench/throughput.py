@@ -53,6 +53,16 @@ def batch(raw: Path) -> tuple[float, dict]:
     return min(timings), truth
 
 
+def _wrong(truth: dict, docs: dict) -> int:
+    """Station-hours of ``truth`` missing from ``docs`` or stored with other values."""
+    wrong = 0
+    for (station, hour), (lo, hi, mean, count) in truth.items():
+        doc = docs.get(f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        exact = doc is not None and (doc["min_c"], doc["max_c"], doc["count"]) == (lo, hi, count)
+        wrong += not (exact and math.isclose(doc["mean_c"], mean, abs_tol=1e-9))
+    return wrong
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=100, help="synthetic stations")
@@ -113,26 +123,19 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         feeder_s = math.nan
-        stored = 0
+        wrong = len(truth)
         while time.monotonic() - started < args.timeout:
             if math.isnan(feeder_s) and feeder.poll() is not None:
                 assert feeder.returncode == 0, "the feeder failed"
                 feeder_s = time.monotonic() - started
-            stored = collection.count_documents({})
-            if stored >= len(truth):
-                break
-            time.sleep(0.5)
+            # done when every station-hour of the batch truth is stored with its exact values
+            # (update mode: a document may be written several times before it is final)
+            if collection.count_documents({}) >= len(truth):
+                wrong = _wrong(truth, {d["_id"]: d for d in collection.find()})
+                if wrong == 0:
+                    break
+            time.sleep(1)
         stream_s = time.monotonic() - started
-        docs = {d["_id"]: d for d in collection.find()}
-        wrong = 0
-        for (station, hour), (lo, hi, mean, count) in truth.items():
-            doc = docs.get(f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
-            exact = doc is not None and (doc["min_c"], doc["max_c"], doc["count"]) == (
-                lo,
-                hi,
-                count,
-            )
-            wrong += not (exact and math.isclose(doc["mean_c"], mean, abs_tol=1e-9))
         result = {
             "stations": args.stations,
             "days": args.days,
