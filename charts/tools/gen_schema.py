@@ -177,6 +177,7 @@ schema = obj(
                 "metricsPort": PORT,
                 "batchMax": integer(minimum=1),
                 "batchWaitSeconds": number(minimum=0),
+                "bulkOps": integer(minimum=1),
                 "extraEnv": ENV,
                 "resources": RES,
             }

@@ -234,6 +234,9 @@ def test_insert_runs_as_a_deployment(rendered: list[Obj]) -> None:
         if o["metadata"]["labels"]["app.kubernetes.io/component"] == "insert"
     ]
     assert _pod_spec(insert)["containers"][0]["command"] == ["moaa", "insert"]
+    env = {e["name"]: e.get("value") for e in _pod_spec(insert)["containers"][0]["env"]}
+    # Real MongoDB: bulks far above the app's FerretDB-sized default (90).
+    assert int(env["MOAA_INSERT_BULK_OPS"]) >= 500
 
 
 def _selected(selector: Obj, labels: dict[str, str]) -> bool:
