@@ -48,9 +48,14 @@ chart-test: venv ## Lint, render and validate the chart offline (tests/chart)
 	$(VENV)/bin/pytest -q tests/chart
 
 .PHONY: k8s-install
+# No `helm --wait`: it also waits for every PVC to be Bound, and on kind (local-path,
+# WaitForFirstConsumer) the Spark checkpoint PVCs bind only once the driver pods exist, which
+# the post-install hooks create after that wait: a deadlock until the timeout. Helm still waits
+# for the hook Jobs; the Deployments are waited for with kubectl afterwards.
 k8s-install: chart-deps ## helm upgrade --install the chart with values-$(K8S_PROFILE).yaml into $(K8S_NAMESPACE)
 	$(HELM) upgrade --install $(K8S_RELEASE) $(CHART_DIR) --namespace $(K8S_NAMESPACE) --create-namespace \
-	  -f $(CHART_DIR)/values-$(K8S_PROFILE).yaml --wait --timeout 20m
+	  -f $(CHART_DIR)/values-$(K8S_PROFILE).yaml --timeout 20m
+	kubectl -n $(K8S_NAMESPACE) wait --for=condition=Available deployment --all --timeout=20m
 
 .PHONY: k8s-uninstall
 k8s-uninstall: ## Remove the release (PVCs and generated Secrets are kept; see the README)
