@@ -44,6 +44,7 @@ from moaa.common.ops import run_component
 from moaa.streaming.forecast_engine import EngineConfig, EngineOutput, ForecastEngine
 from moaa.streaming.forecast_features import LEADS, PREDICTORS, hour_index, hour_str
 from moaa.streaming.forecast_model import ModelStore, StoredModel
+from moaa.streaming.forecast_topics import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
 from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
 from moaa.streaming.stats import TOPIC_HOURLY_STATS
 
@@ -57,8 +58,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOPIC_FORECASTS = "weather.forecasts"
-TOPIC_FORECAST_SKILL = "weather.forecast-skill"
 
 STATS_SCHEMA = StructType(
     [

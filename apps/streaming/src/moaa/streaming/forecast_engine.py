@@ -44,6 +44,7 @@ from moaa.streaming.forecast_features import (
     last_value,
 )
 from moaa.streaming.forecast_model import ModelStore, StoredModel, predict, rows_frame, train
+from moaa.streaming.forecast_topics import FORECAST_SCHEMA
 
 __all__ = ["EngineConfig", "EngineOutput", "ForecastEngine"]
 
@@ -248,7 +249,7 @@ class ForecastEngine:
 
     def _document(self, station: str, hour: int, model: np.ndarray) -> dict[str, Any]:
         return {
-            "schema": "forecast.v1",
+            "schema": FORECAST_SCHEMA,
             "station_id": station,
             "issued_at": hour_str(hour),
             "model_version": self.model.version if self.model else 0,

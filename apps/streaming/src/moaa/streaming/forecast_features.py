@@ -43,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from moaa.streaming.forecast_topics import SKILL_SCHEMA
+
 __all__ = [
     "FEATURES",
     "LEADS",
@@ -243,7 +245,7 @@ class SkillBook:
             for lead in range(1, LEADS + 1)
         ]
         return {
-            "schema": "forecast-skill.v1",
+            "schema": SKILL_SCHEMA,
             "station_id": key,
             "updated_hour": hour_str(updated_hour),
             "model_version": model_version,

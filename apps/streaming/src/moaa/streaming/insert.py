@@ -33,7 +33,7 @@ from pymongo.errors import PyMongoError
 from moaa.common.kafka import KafkaSettings
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
-from moaa.streaming.forecast import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
+from moaa.streaming.forecast_topics import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
 from moaa.streaming.stats import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY
 
 __all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
