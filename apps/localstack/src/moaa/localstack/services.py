@@ -233,7 +233,12 @@ class Service(ABC):
 
 def _kafka_cluster_id() -> str:
     # Kafka's own format (what `kafka-storage random-uuid` prints): url-safe base64, no padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Like Kafka's Uuid.randomUuid, never one starting with "-": the storage tool would read
+    # it as an option ("--cluster-id: expected one argument"), about one start in 64.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class Kafka(Service):
