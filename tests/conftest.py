@@ -1,13 +1,12 @@
 """Repository-wide fixtures.
 
 The real services come from the ``moaa_localstack`` plugin (``moaa.localstack.testing``):
-``local_stack``, ``kafka_bootstrap``, ``mongo_uri``, ``spark_jars``.
+``local_stack``, ``kafka_bootstrap``, ``mongo_uri``, ``spark_jars``, ``spark``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,26 +31,3 @@ def shared_dir() -> Path:
             pytest.fail(f"shared/ not found at {path}; set MOAA_SHARED_DIR")
         pytest.skip(f"shared/ not found at {path} (set MOAA_SHARED_DIR)")
     return path
-
-
-@pytest.fixture(scope="session")
-def spark(spark_jars: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A local SparkSession with the Kafka connector on its classpath (jars, no download)."""
-    from moaa.streaming.spark import SparkSettings, build_session
-
-    settings = SparkSettings(
-        spark_master="local[2]",
-        spark_jars=",".join(str(p) for p in spark_jars),
-        spark_shuffle_partitions=2,
-    )
-    session = build_session(
-        "moaa-tests",
-        settings,
-        {
-            "spark.ui.enabled": "false",
-            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
-            "spark.local.dir": str(tmp_path_factory.mktemp("spark-local")),
-        },
-    )
-    yield session
-    session.stop()

@@ -1,10 +1,9 @@
 """The Spark ML model, its store and the engine's walk, on a local SparkSession and small
-hand-made series (no Kafka)."""
+hand-made series (no Kafka). ``spark`` is the test session's shared SparkSession."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,8 @@ from pyspark.sql import SparkSession
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
 from moaa.streaming.forecast_features import FEATURES, LEADS, hour_index, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
-from moaa.streaming.spark import SparkSettings, build_session
 
 START = hour_index("2013-01-01T00:00:00Z")
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = build_session(
-        "moaa-forecast-tests", SparkSettings(spark_master="local[1]"), {"spark.ui.enabled": "false"}
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def _series(days: int, seed: int = 1, offset: float = 0.0) -> dict[int, float]:

@@ -90,6 +90,33 @@ def spark_jars(toolchain: Toolchain) -> list[Path]:
     return toolchain.spark_jars()
 
 
+@pytest.fixture(scope="session")
+def spark(spark_jars: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The session's one local SparkSession, with the Kafka connector on its classpath.
+
+    One per test session on purpose: the first session in a process fixes the driver's
+    classpath, so a later one could not add the connector jars.
+    """
+    from moaa.streaming.spark import SparkSettings, build_session  # noqa: PLC0415
+
+    settings = SparkSettings(
+        spark_master="local[2]",
+        spark_jars=",".join(str(p) for p in spark_jars),
+        spark_shuffle_partitions=2,
+    )
+    session = build_session(
+        "moaa-tests",
+        settings,
+        {
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
+            "spark.local.dir": str(tmp_path_factory.mktemp("spark-local")),
+        },
+    )
+    yield session
+    session.stop()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Turn SIGTERM (e.g. from `timeout` or a CI runner) into a normal interruption, so
     session fixtures still stop the servers they started instead of leaking them."""
