@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
 from pymongo import MongoClient
 
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
-from moaa.localstack.services import LocalStack
-from moaa.localstack.settings import LocalStackSettings
-from moaa.localstack.testing import free_ports
 
-MOAA = str(Path(sys.executable).with_name("moaa"))
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "2013"
 START = datetime(2013, 1, 1, tzinfo=UTC)
@@ -43,43 +38,10 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=1.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="moaa-lat-"))
-    ports = free_ports(10)
-    settings = LocalStackSettings(
-        state_dir=work / "stack", kafka_port=ports[0], kafka_controller_port=ports[1], mongo_port=ports[2],
-        ferretdb_debug_port=ports[3], producer_metrics_port=ports[4], spark_ui_port=ports[5],
-        insert_metrics_port=ports[6], kafka_heap="768m",
-    )  # fmt: skip
-    stack = LocalStack(settings)
-    stack.up()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        dataset = work / "dataset"
-        prepare(SAMPLE, dataset, 2013)
-        env = {
-            **os.environ,
-            "MOAA_LOG_FORMAT": "json",
-            "MOAA_STATE_DIR": str(work / "stack"),
-            "MOAA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "MOAA_MONGO_URI": settings.mongo_uri,
-            "MOAA_SOCKET_PATH": str(work / "p.sock"),
-            "MOAA_DATASET_DIR": str(dataset),
-            "MOAA_CHECKPOINT_PATH": str(work / "ckpt.json"),
-            "MOAA_CHECKPOINT_DIR": str(work / "checkpoints"),
-            "MOAA_SPARK_JARS": ",".join(str(p) for p in stack.toolchain.spark_jars()),
-            "MOAA_SPARK_MASTER": "local[2]",
-            "MOAA_PRODUCER_METRICS_PORT": str(ports[4]),
-            "MOAA_SPARK_UI_PORT": str(ports[5]),
-            "MOAA_INSERT_METRICS_PORT": str(ports[6]),
-            "MOAA_FEEDER_METRICS_PORT": str(ports[7]),
-        }
-        for name in ("producer", "stats", "insert"):
-            log = (work / f"{name}.log").open("wb")
-            procs.append(
-                subprocess.Popen([MOAA, name], env=env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        while not (work / "p.sock").exists():
-            time.sleep(0.2)
-        time.sleep(20)  # let Spark start its queries
+    dataset = work / "dataset"
+    prepare(SAMPLE, dataset, 2013)
+    with running_chain(work, dataset) as chain:
+        env, settings = chain.env, chain.settings
         total = args.hours + 6
         expected: dict[str, int] = {}
         for (_station, hour), _ in hourly_temperature_stats(SAMPLE).items():
@@ -134,15 +96,6 @@ def main() -> None:
         print(
             f"  p50 {p50:.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s   (target p95 ≤ 2 s)"
         )
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        stack.down()
 
 
 if __name__ == "__main__":

@@ -24,22 +24,17 @@ import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
 
+from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
 from pymongo import MongoClient
 
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
-from moaa.localstack.services import LocalStack
-from moaa.localstack.settings import LocalStackSettings
-from moaa.localstack.testing import free_ports
-
-MOAA = str(Path(sys.executable).with_name("moaa"))
 
 
 def batch(raw: Path) -> tuple[float, dict]:
@@ -70,13 +65,6 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (s)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="moaa-tput-"))
-    ports = free_ports(12)
-    settings = LocalStackSettings(
-        state_dir=work / "stack", kafka_port=ports[0], kafka_controller_port=ports[1],
-        mongo_port=ports[2], ferretdb_debug_port=ports[3], producer_metrics_port=ports[4],
-        spark_ui_port=ports[5], insert_metrics_port=ports[6], forecast_ui_port=ports[7],
-        dashboard_port=ports[8], kafka_heap="768m",
-    )  # fmt: skip
     raw = work / "synth"
     # no malformed rows: the DuckDB truth implements the rules for well-formed files only
     synthesize(args.stations, 2020, raw, seed=7, malformed_rate=0.0, days=args.days)
@@ -85,34 +73,8 @@ def main() -> None:
     batch_s, truth = batch(raw)
     records = sum(v[3] for v in truth.values())
 
-    stack = LocalStack(settings)
-    stack.up()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        env = {
-            **os.environ,
-            "MOAA_LOG_FORMAT": "json",
-            "MOAA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "MOAA_MONGO_URI": settings.mongo_uri,
-            "MOAA_SOCKET_PATH": str(work / "p.sock"),
-            "MOAA_DATASET_DIR": str(dataset),
-            "MOAA_CHECKPOINT_PATH": str(work / "ckpt.json"),
-            "MOAA_CHECKPOINT_DIR": str(work / "checkpoints"),
-            "MOAA_SPARK_JARS": ",".join(str(p) for p in stack.toolchain.spark_jars()),
-            "MOAA_SPARK_MASTER": "local[2]",
-            "MOAA_PRODUCER_METRICS_PORT": str(ports[4]),
-            "MOAA_SPARK_UI_PORT": str(ports[5]),
-            "MOAA_INSERT_METRICS_PORT": str(ports[6]),
-            "MOAA_FEEDER_METRICS_PORT": str(ports[9]),
-        }
-        for name in ("producer", "stats", "insert"):
-            log = (work / f"{name}.log").open("wb")
-            procs.append(
-                subprocess.Popen([MOAA, name], env=env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        while not (work / "p.sock").exists():
-            time.sleep(0.2)
-        time.sleep(20)  # let Spark start its queries (not part of the measure)
+    with running_chain(work, dataset) as chain:
+        env, settings = chain.env, chain.settings
         mongo: MongoClient = MongoClient(settings.mongo_uri, tz_aware=True)
         collection = mongo["moaa"]["hourly_stats"]
         hours = str(args.days * 24)
@@ -166,15 +128,6 @@ def main() -> None:
             f"  ratio streaming / batch             : {stream_s / batch_s:>8.1f}×  (target ≤ 10×)"
         )
         print(f"  documents wrong or missing          : {wrong}")
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        stack.down()
 
 
 if __name__ == "__main__":
