@@ -13,10 +13,24 @@ from pydantic import Field, SecretStr
 
 from moaa.common.settings import MoaaSettings
 
-__all__ = ["SEVEN_DAYS_MS", "TOPIC_DLQ", "TOPIC_OBSERVATIONS", "KafkaSettings"]
+__all__ = [
+    "SEVEN_DAYS_MS",
+    "TOPIC_DLQ",
+    "TOPIC_FORECASTS",
+    "TOPIC_FORECAST_SKILL",
+    "TOPIC_HOURLY_STATS",
+    "TOPIC_HOURLY_SUMMARY",
+    "TOPIC_OBSERVATIONS",
+    "KafkaSettings",
+]
 
+# Every topic of the pipeline, named once (each stage's settings default to these).
 TOPIC_OBSERVATIONS = "weather.observations"
 TOPIC_DLQ = "weather.observations.dlq"
+TOPIC_HOURLY_STATS = "weather.hourly-stats"
+TOPIC_HOURLY_SUMMARY = "weather.hourly-summary"
+TOPIC_FORECASTS = "weather.forecasts"
+TOPIC_FORECAST_SKILL = "weather.forecast-skill"
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from moaa.common.kafka import KafkaSettings
+from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY, KafkaSettings
 
 __all__ = ["DEFAULT_SCRAPE_TARGETS", "DashboardSettings", "parse_targets"]
 
@@ -70,11 +70,9 @@ class DashboardSettings(KafkaSettings):
         description="The map shows every station seen in this many latest hours "
         "(grey when it has no reading in the current one).",
     )
-    topic_hourly_stats: str = Field(
-        "weather.hourly-stats", description="Per station and hour results."
-    )
+    topic_hourly_stats: str = Field(TOPIC_HOURLY_STATS, description="Per station and hour results.")
     topic_hourly_summary: str = Field(
-        "weather.hourly-summary", description="All-stations per hour results."
+        TOPIC_HOURLY_SUMMARY, description="All-stations per hour results."
     )
     insert_group_id: str = Field("moaa-insert", description="Consumer group of the insert job.")
 

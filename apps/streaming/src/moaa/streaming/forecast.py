@@ -38,15 +38,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-from moaa.common.kafka import KafkaSettings, ensure_topics
+from moaa.common.kafka import (
+    TOPIC_FORECAST_SKILL,
+    TOPIC_FORECASTS,
+    TOPIC_HOURLY_STATS,
+    KafkaSettings,
+    ensure_topics,
+)
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 from moaa.streaming.forecast_engine import EngineConfig, EngineOutput, ForecastEngine
 from moaa.streaming.forecast_features import LEADS, PREDICTORS, hour_index, hour_str
 from moaa.streaming.forecast_model import ModelStore, StoredModel
-from moaa.streaming.forecast_topics import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
 from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
-from moaa.streaming.stats import TOPIC_HOURLY_STATS
 
 __all__ = [
     "TOPIC_FORECASTS",

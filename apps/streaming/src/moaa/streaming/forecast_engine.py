@@ -34,6 +34,7 @@ from pyspark.sql import SparkSession
 
 from moaa.streaming.forecast_features import (
     FEATURES,
+    FORECAST_SCHEMA,
     LEAD_KNOTS,
     LEADS,
     SkillBook,
@@ -44,7 +45,6 @@ from moaa.streaming.forecast_features import (
     last_value,
 )
 from moaa.streaming.forecast_model import ModelStore, StoredModel, predict, rows_frame, train
-from moaa.streaming.forecast_topics import FORECAST_SCHEMA
 
 __all__ = ["EngineConfig", "EngineOutput", "ForecastEngine"]
 

@@ -43,14 +43,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from moaa.streaming.forecast_topics import SKILL_SCHEMA
-
 __all__ = [
     "FEATURES",
+    "FORECAST_SCHEMA",
     "LEADS",
     "LEAD_KNOTS",
     "MAX_GAP_HOURS",
     "PREDICTORS",
+    "SKILL_SCHEMA",
     "SkillBook",
     "baselines",
     "dense_past",
@@ -60,6 +60,10 @@ __all__ = [
     "last_value",
     "lead_basis",
 ]
+
+#: Schema ids of the forecast job's output values (forecasts, forecast skill).
+FORECAST_SCHEMA = "forecast.v1"
+SKILL_SCHEMA = "forecast-skill.v1"
 
 LEADS = 24
 MAX_GAP_HOURS = 3

@@ -30,11 +30,15 @@ from pydantic import Field, SecretStr
 from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
-from moaa.common.kafka import KafkaSettings
+from moaa.common.kafka import (
+    TOPIC_FORECAST_SKILL,
+    TOPIC_FORECASTS,
+    TOPIC_HOURLY_STATS,
+    TOPIC_HOURLY_SUMMARY,
+    KafkaSettings,
+)
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
-from moaa.streaming.forecast_topics import TOPIC_FORECAST_SKILL, TOPIC_FORECASTS
-from moaa.streaming.stats import TOPIC_HOURLY_STATS, TOPIC_HOURLY_SUMMARY
 
 __all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
 

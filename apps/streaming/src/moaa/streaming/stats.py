@@ -33,7 +33,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
-from moaa.common.kafka import TOPIC_OBSERVATIONS, KafkaSettings, ensure_topics
+from moaa.common.kafka import (
+    TOPIC_HOURLY_STATS,
+    TOPIC_HOURLY_SUMMARY,
+    TOPIC_OBSERVATIONS,
+    KafkaSettings,
+    ensure_topics,
+)
 from moaa.common.logs import configure_logging
 from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
 
@@ -49,9 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TOPIC_HOURLY_STATS = "weather.hourly-stats"
-TOPIC_HOURLY_SUMMARY = "weather.hourly-summary"
 
 #: The wire form of :class:`moaa.common.observation.Observation`, read explicitly.
 OBSERVATION_SCHEMA = StructType(
