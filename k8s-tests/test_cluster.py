@@ -18,21 +18,14 @@ from typing import Any
 import pytest
 from conftest import Cluster, wait_for
 
+from moaa.common.kafka import ALL_TOPICS as TOPICS
+from moaa.common.kafka import SEVEN_DAYS_MS
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "2013"
 START = datetime(2013, 1, 1, tzinfo=UTC)
-SEVEN_DAYS_MS = 604800000
 #: An hour's stats are final once the watermark (2 h) has passed its end.
 FINAL_AFTER = timedelta(hours=3)
-TOPICS = {
-    "weather.observations",
-    "weather.observations.dlq",
-    "weather.hourly-stats",
-    "weather.hourly-summary",
-    "weather.forecasts",
-    "weather.forecast-skill",
-}
 
 
 def _ready(obj: dict[str, Any]) -> bool:

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from moaa.common.kafka import ALL_TOPICS as TOPICS
+from moaa.common.kafka import SEVEN_DAYS_MS
 from moaa.localstack import versions
 
 from .conftest import CHART, Helm
@@ -17,15 +19,6 @@ from .conftest import CHART, Helm
 Obj = dict[str, Any]
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|_URI$|JAAS")
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
-TOPICS = {
-    "weather.observations",
-    "weather.observations.dlq",
-    "weather.hourly-stats",
-    "weather.hourly-summary",
-    "weather.forecasts",
-    "weather.forecast-skill",
-}
 
 
 def _pod_spec(obj: Obj) -> Obj:

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
+    "ALL_TOPICS",
     "SEVEN_DAYS_MS",
     "TOPIC_DLQ",
     "TOPIC_FORECASTS",
@@ -31,6 +32,17 @@ TOPIC_HOURLY_STATS = "weather.hourly-stats"
 TOPIC_HOURLY_SUMMARY = "weather.hourly-summary"
 TOPIC_FORECASTS = "weather.forecasts"
 TOPIC_FORECAST_SKILL = "weather.forecast-skill"
+#: What a deployment must create (the chart's KafkaTopics), each kept ``SEVEN_DAYS_MS``.
+ALL_TOPICS = frozenset(
+    {
+        TOPIC_OBSERVATIONS,
+        TOPIC_DLQ,
+        TOPIC_HOURLY_STATS,
+        TOPIC_HOURLY_SUMMARY,
+        TOPIC_FORECASTS,
+        TOPIC_FORECAST_SKILL,
+    }
+)
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 
 
