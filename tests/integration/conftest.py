@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -37,6 +38,24 @@ def sample_dataset(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("sample-dataset")
     prepare(sample_dir, out, 2013)
     return out
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], Any],
+    timeout_s: float,
+    every_s: float = 0.5,
+    detail: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; on timeout fail
+    naming ``what`` (and ``detail()``, e.g. a log tail)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out waiting for {what}" + (f":\n{detail()}" if detail else ""))
 
 
 @dataclass

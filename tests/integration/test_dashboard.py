@@ -24,7 +24,7 @@ from pymongo import MongoClient
 
 from moaa.localstack.testing import free_ports
 
-from .conftest import Pipeline
+from .conftest import Pipeline, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -97,16 +97,6 @@ def _forecast_docs(issued: datetime) -> tuple[dict[str, Any], dict[str, Any], di
     return forecast, skill(EWR, 1.0), skill("ALL", 1.1)
 
 
-def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def site(
     kafka_bootstrap: str,
@@ -154,7 +144,7 @@ def site(
             except httpx.HTTPError:
                 return False
 
-        _wait(healthy, 60, "the dashboard's /healthz")
+        wait_until("the dashboard's /healthz", healthy, 60)
         feeder = pipe.start_feeder("--tick", "0.25", "--hours", str(HOURS))
         # The feeder's replay position, as the pipeline API shows it while the replay runs.
         seen: list[str] = []
@@ -176,7 +166,7 @@ def site(
             last = db.hourly_stats.count_documents({"hour": LAST_HOUR}) == 2
             return last and len(counts) > 8 and len(set(counts[-8:])) == 1
 
-        _wait(settled, 180, "the replayed stats to settle in FerretDB")
+        wait_until("the replayed stats to settle in FerretDB", settled, 180)
         forecast, skill_ewr, skill_all = _forecast_docs(LAST_HOUR)
         db.forecasts.insert_one(forecast)
         db.forecast_skill.insert_many([skill_ewr, skill_all])
@@ -254,7 +244,7 @@ def test_pipeline_api_shows_every_stage(site: Site) -> None:
         p = site.get("/api/pipeline")
         return p if p["lag"] and p["lag"]["total"] == 0 and p["lag"]["partitions"] else None
 
-    pipeline = _wait(converged, 60, "the insert job's lag to reach 0")
+    pipeline = wait_until("the insert job's lag to reach 0", converged, 60)
     stages = {c["name"]: c for c in pipeline["components"]}
     assert stages["producer"]["up"] and stages["insert"]["up"] and stages["stats"]["up"]
     assert stages["producer"]["records_total"] > 50  # two stations, two days

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
 
-from .conftest import Pipeline, consume_all
+from .conftest import Pipeline, consume_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +63,9 @@ class ForecastRun:
         return sorted(int(p.name[1:]) for p in models.glob("v*") if (p / "metadata.json").exists())
 
     def wait(self, what: str, check: Any, timeout_s: float = 150) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(1)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.pipe.log('forecast')[-4000:]}")
+        return wait_until(
+            what, check, timeout_s, every_s=1, detail=lambda: self.pipe.log("forecast")[-4000:]
+        )
 
 
 def _final_hour(pipe: Pipeline) -> str:
