@@ -2,10 +2,12 @@
 
 Runs the forecast job's own engine (:class:`moaa.streaming.forecast_engine.ForecastEngine`:
 same features, same Spark ML pipeline, same event-time retrain schedule, same scoring)
-hour by hour over the hourly means of ``data/sample/2013`` (Newark and JFK), computed by
-the independent DuckDB ground truth. Only the transport differs: no Kafka, the means are
-fed in time order and an hour is final 3 h after it, as in the job. Prints the MAE per lead
-for the model and the three baselines, and the skill against "same hour yesterday".
+hour by hour over the hourly means of ``data/sample/2013`` (Newark and JFK: temperature,
+and the dew point, sea-level pressure and wind speed means the stats job also publishes),
+computed by the independent DuckDB ground truth. Only the transport differs: no Kafka, the
+means are fed in time order and an hour is final 3 h after it, as in the job. Prints the MAE
+per lead for the model and the three baselines, and the skill against "same hour
+yesterday".
 
     make bench-forecast       # or: .venv/bin/python bench/forecast_skill.py
 """
@@ -19,9 +21,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.dataprep.groundtruth import hourly_covariates, hourly_temperature_stats
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
-from moaa.streaming.forecast_features import PREDICTORS, hour_index
+from moaa.streaming.forecast_features import COVARIATES, PREDICTORS, hour_index
 from moaa.streaming.forecast_model import ModelStore
 from moaa.streaming.spark import SparkSettings, build_session
 
@@ -39,13 +41,22 @@ def main() -> None:
     parser.add_argument("--retrain-every-hours", type=int, default=24)
     parser.add_argument("--min-history-days", type=float, default=14)
     parser.add_argument("--step-hours", type=int, default=24, help="hours fed between advances")
+    parser.add_argument(
+        "--without-covariates",
+        action="store_true",
+        help="feed the temperature means only (what dew point, pressure and wind add)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     stats = hourly_temperature_stats(args.sample)
-    by_hour: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    covariates = {} if args.without_covariates else hourly_covariates(args.sample)
+    by_hour: dict[int, list[tuple[str, float, dict[str, float | None]]]] = defaultdict(list)
     for (station, hour), (_lo, _hi, mean, _n) in stats.items():
-        by_hour[hour_index(hour)].append((station, mean))
+        values = covariates.get((station, hour), (None,) * len(COVARIATES))
+        by_hour[hour_index(hour)].append(
+            (station, mean, dict(zip(COVARIATES, values, strict=True)))
+        )
     first = min(by_hour)
     last = min(max(by_hour), first + args.days * 24 - 1)
 
@@ -65,8 +76,8 @@ def main() -> None:
         forecasts = 0
         for start in range(first, last + 1, args.step_hours):
             for hour in range(start, min(start + args.step_hours, last + 1)):
-                for station, mean in by_hour.get(hour, []):
-                    engine.observe(station, hour, mean, {})
+                for station, mean, covs in by_hour.get(hour, []):
+                    engine.observe(station, hour, mean, {}, covs)
             out = engine.advance(min(start + args.step_hours - 1, last) - FINAL_LAG)
             forecasts += len(out.forecasts)
             if (start - first) % (30 * 24) < args.step_hours:
@@ -83,6 +94,7 @@ def main() -> None:
 
     print(
         f"\nbundled sample {args.sample.name}: {len(stats)} station-hours, {args.days} days; "
+        f"{'without' if args.without_covariates else 'with'} covariates; "
         f"window {args.window_days} d, retrain every {args.retrain_every_hours} h, "
         f"{len(trainings)} trainings (mean {sum(trainings) / max(len(trainings), 1):.1f} s), "
         f"{forecasts} forecasts, {elapsed / 60:.1f} min\n"

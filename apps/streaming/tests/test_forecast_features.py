@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from moaa.streaming.forecast_features import (
+    COVARIATES,
     FEATURES,
     LEAD_KNOTS,
     LEADS,
@@ -36,6 +37,16 @@ def ramp(slope: float = 0.5, days: int = 40) -> dict[int, float]:
 
 def diurnal(days: int = 40) -> dict[int, float]:
     return {h: 10 + 5 * math.sin(2 * math.pi * (h % 24) / 24) for h in range(T - days * 24, T + 48)}
+
+
+DEW, SLP, WIND = COVARIATES
+ANOMALIES = ("dpd_anomaly", "slp_anomaly", "wind_anomaly")
+
+
+def dense_covariates(
+    covariates: dict[str, dict[int, float]], issue_hour: int, hours: int
+) -> dict[str, np.ndarray]:
+    return {name: dense_past(values, issue_hour, hours) for name, values in covariates.items()}
 
 
 def test_hours_round_trip() -> None:
@@ -70,6 +81,37 @@ def test_constant_series_gives_zero_changes() -> None:
         assert np.allclose(feats[:, col(name)], expected), name
     base = baselines(past, T, 30)
     assert base is not None and np.allclose(base, 7.0)
+    # steady covariates are "as usual": their anomalies are 0 too
+    steady = {DEW: 2.0, SLP: 1013.0, WIND: 4.0}
+    covs = {name: dict.fromkeys(range(T - 800, T + 1), v) for name, v in steady.items()}
+    with_covs = issue_features(past, T, 30, dense_covariates(covs, T, 30 * 24))
+    assert with_covs is not None and np.allclose(with_covs, feats)
+
+
+def test_covariate_anomalies_against_the_last_clim_days() -> None:
+    hours = range(T - 40 * 24, T + 1)
+    temperature = dict.fromkeys(hours, 10.0)
+    covs = {
+        DEW: dict.fromkeys(hours, 4.0),  # depression 6 °C ...
+        SLP: {h: 1000.0 + 0.01 * (h - T) for h in hours},  # rising 0.01 hPa/h
+        WIND: dict.fromkeys(hours, 3.0),
+    }
+    covs[DEW][T] = 8.0  # ... 2 °C now: 4 °C moister than usual
+    covs[WIND].pop(T)  # no wind this hour: the last one (1 h old) counts
+    covs[WIND][T - 1] = 9.0
+    days = 10
+    feats = issue_features(dense_past(temperature, T, 900), T, days, dense_covariates(covs, T, 900))
+    assert feats is not None
+    n = days * 24
+    assert np.allclose(feats[:, col("dpd_anomaly")], 2.0 - (6.0 * (n - 1) + 2.0) / n)
+    # the mean of a ramp over the last n hours is its value (n - 1) / 2 hours ago
+    assert np.allclose(feats[:, col("slp_anomaly")], 0.01 * (n - 1) / 2)
+    assert np.allclose(feats[:, col("wind_anomaly")], 9.0 - (3.0 * (n - 2) + 9.0) / (n - 1))
+    # the arrays may be longer or shorter than the temperature history: only their end counts
+    short = issue_features(
+        dense_past(temperature, T, 900), T, days, dense_covariates(covs, T, days * 24)
+    )
+    assert np.array_equal(short, feats)
 
 
 def test_ramp_lags_and_trends() -> None:
@@ -121,6 +163,26 @@ def test_no_future_value_leaks_into_features_or_baselines() -> None:
     earlier = {**values, T - 5: values[T - 5] + 10}
     assert not np.array_equal(issue_features(dense_past(earlier, T, span), T), issue_features(a, T))
 
+    # the covariates: perturbed (and missing) future hours change nothing either
+    hours = range(T - 1000, T + 48)
+    covs = {
+        DEW: {h: float(v) for h, v in zip(hours, rng.normal(5, 4, 1048), strict=True)},
+        SLP: {h: float(v) for h, v in zip(hours, rng.normal(1013, 8, 1048), strict=True)},
+        WIND: {h: float(v) for h, v in zip(hours, rng.gamma(2, 2, 1048), strict=True)},
+    }
+    future = {
+        name: {h: (v + rng.normal(0, 50) if h > T else v) for h, v in series.items()}
+        for name, series in covs.items()
+    }
+    for series in future.values():
+        del series[T + 1]
+    plain = issue_features(a, T, 30, dense_covariates(covs, T, span))
+    assert np.array_equal(plain, issue_features(b, T, 30, dense_covariates(future, T, span)))
+    for name, feature in zip(COVARIATES, ANOMALIES, strict=True):
+        changed = {**covs, name: {**covs[name], T - 2: covs[name][T - 2] + 10}}
+        moved = issue_features(a, T, 30, dense_covariates(changed, T, span))
+        assert not np.array_equal(moved[:, col(feature)], plain[:, col(feature)]), name
+
 
 def test_missing_inputs_become_zero_not_nan() -> None:
     values = dict.fromkeys(range(T - 3, T + 1), 1.0)  # four hours of history only
@@ -129,6 +191,13 @@ def test_missing_inputs_become_zero_not_nan() -> None:
     assert feats is not None and base is not None
     assert not np.isnan(feats).any()
     assert np.allclose(base[:, 1], 1.0)  # no yesterday: falls back to the last value
+    # no covariates, all-missing ones, or only stale ones (> MAX_GAP_HOURS old): anomalies 0
+    stale = {DEW: {T - 10: 0.0}, SLP: {T - 4: 1000.0, T - 9: 990.0}}
+    for covs in ({}, {DEW: {}, SLP: {}, WIND: {}}, stale):
+        got = issue_features(dense_past(values, T, 900), T, 30, dense_covariates(covs, T, 900))
+        assert got is not None and not np.isnan(got).any()
+        for name in ANOMALIES:
+            assert np.all(got[:, col(name)] == 0.0), (covs, name)
 
 
 def test_lead_basis_is_a_partition_of_unity() -> None:

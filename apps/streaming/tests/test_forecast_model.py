@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
-from moaa.streaming.forecast_features import FEATURES, LEADS, hour_index, lead_basis
+from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, hour_index, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
 
 START = hour_index("2013-01-01T00:00:00Z")
@@ -26,6 +26,16 @@ def _series(days: int, seed: int = 1, offset: float = 0.0) -> dict[int, float]:
         weather = 0.97 * weather + rng.normal(0, 0.4)
         values[h] = offset + 5 + 4 * math.sin(2 * math.pi * ((h % 24) - 9) / 24) + weather
     return values
+
+
+def _covariates(values: dict[int, float], seed: int = 1) -> dict[int, dict[str, float | None]]:
+    """Dew point, pressure and wind for each hour of ``values`` (pressure missing at times)."""
+    rng = np.random.default_rng(seed + 100)
+    out: dict[int, dict[str, float | None]] = {}
+    for h, t in values.items():
+        dew, slp, wind = t - abs(rng.normal(5, 2)), 1013 + rng.normal(0, 6), abs(rng.normal(4, 2))
+        out[h] = dict(zip(COVARIATES, (dew, None if h % 7 == 0 else slp, wind), strict=True))
+    return out
 
 
 def _frame(spark: SparkSession, n: int = 60, with_labels: bool = True):
@@ -86,17 +96,24 @@ def test_model_store_versions_and_reload(spark: SparkSession, tmp_path: Path) ->
 
 
 def _walk(
-    spark: SparkSession, store: Path, data: dict[str, dict[int, float]], until: int, step: int = 6
+    spark: SparkSession,
+    store: Path,
+    data: dict[str, dict[int, float]],
+    until: int,
+    step: int = 6,
+    covariates: dict[str, dict[int, dict[str, float | None]]] | None = None,
 ) -> tuple[ForecastEngine, list]:
     """Feed ``data`` in time order up to ``until``, advancing like the job (final lag 3 h)."""
     config = EngineConfig(window_days=3, clim_days=2, retrain_every_hours=24, min_history_days=2)
     engine = ForecastEngine(spark, config, ModelStore(store))
     outputs = []
+    covariates = covariates or {}
     for start in range(START, until + 1, step):
         for hour in range(start, min(start + step, until + 1)):
             for station, values in data.items():
                 if hour in values:
-                    engine.observe(station, hour, values[hour], {"name": station})
+                    covs = covariates.get(station, {}).get(hour)
+                    engine.observe(station, hour, values[hour], {"name": station}, covs)
         outputs.append(engine.advance(min(start + step - 1, until) - 3))
     return engine, outputs
 
@@ -104,7 +121,10 @@ def _walk(
 def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path: Path) -> None:
     data = {"A": _series(5, 1), "B": _series(5, 2, offset=3)}
     del data["B"][START + 80]  # a gap
-    engine, outputs = _walk(spark, tmp_path / "models", data, START + 5 * 24 - 1)
+    covariates = {"A": _covariates(data["A"], 1)}  # B reports temperature only
+    engine, outputs = _walk(
+        spark, tmp_path / "models", data, START + 5 * 24 - 1, covariates=covariates
+    )
     forecasts = [f for out in outputs for f in out.forecasts]
     trained = [m.version for out in outputs for m in out.trained]
     assert trained == [1, 2, 3]  # days 2, 3 and 4 (event time)
@@ -120,6 +140,11 @@ def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path:
         assert all(math.isfinite(p["value"]) for p in doc["points"])
     last = START + 5 * 24 - 4
     assert {f["station_id"] for f in forecasts if hour_index(f["issued_at"]) == last} == {"A", "B"}
+    # A's covariates reach its features; B, without any, gets 0 anomalies ("as usual")
+    anomalies = [FEATURES.index(n) for n in ("dpd_anomaly", "slp_anomaly", "wind_anomaly")]
+    row_a, row_b = engine._row("A", last), engine._row("B", last)
+    assert row_a is not None and row_b is not None
+    assert np.all(row_a[1][:, anomalies] != 0) and np.all(row_b[1][:, anomalies] == 0)
     assert max(f["model_version"] for f in forecasts) == 3
     skill = engine.skill.document("ALL", engine.last_final or 0, 3)
     assert skill["leads"][0]["n"] > 40 and skill["leads"][23]["n"] > 0
@@ -135,16 +160,26 @@ def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path:
 
 
 def test_engine_forecasts_do_not_see_the_future(spark: SparkSession, tmp_path: Path) -> None:
-    """The same forecasts whether or not later hours were observed (and perturbed)."""
+    """The same forecasts whether or not later hours were observed (and perturbed), the
+    covariates' later hours included."""
     data = {"A": _series(5, 3)}
+    covs = _covariates(data["A"], 3)
     until = START + 3 * 24 + 5
-    plain, plain_out = _walk(spark, tmp_path / "a", {"A": dict(data["A"])}, until)
+    plain, plain_out = _walk(
+        spark, tmp_path / "a", {"A": dict(data["A"])}, until, covariates={"A": covs}
+    )
+    assert plain.model is not None and plain.model.metadata["features"] == list(FEATURES)
     rng = np.random.default_rng(9)
     future = {h: v + (rng.normal(0, 30) if h > until - 3 else 0) for h, v in data["A"].items()}
+    shifted = {
+        h: {k: v if v is None else v + rng.normal(0, 30) for k, v in c.items()}
+        for h, c in covs.items()
+    }
+    future_covs = {h: shifted[h] if h > until - 3 else c for h, c in covs.items()}
     config = plain.config
     engine = ForecastEngine(spark, config, ModelStore(tmp_path / "b"))
     for hour, value in future.items():  # everything, the perturbed future included, up front
-        engine.observe("A", hour, value, {"name": "A"})
+        engine.observe("A", hour, value, {"name": "A"}, future_covs[hour])
     out = engine.advance(until - 3)
     expected = [f for o in plain_out for f in o.forecasts]
     assert len(out.forecasts) == len(expected) > 0

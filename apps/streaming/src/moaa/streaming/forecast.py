@@ -3,7 +3,8 @@
 Reads ``weather.hourly-stats`` (the stats job's hourly means) with Spark's Kafka source and
 handles each micro-batch in ``foreachBatch``:
 
-1. the batch's hourly means are appended to the **history store** — Parquet under
+1. the batch's hourly means (temperature, and the dew point, sea-level pressure and wind
+   speed means the features also use) are appended to the **history store** — Parquet under
    ``<checkpoint>/forecast/history`` (with batch id and offset, so the last value per
    station and hour wins when it is read back on restart);
 2. the event-time clock is the newest hour seen; an hour is **final** once the clock is
@@ -48,7 +49,7 @@ from moaa.common.kafka import (
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 from moaa.streaming.forecast_engine import EngineConfig, EngineOutput, ForecastEngine
-from moaa.streaming.forecast_features import LEADS, PREDICTORS, hour_index, hour_str
+from moaa.streaming.forecast_features import COVARIATES, LEADS, PREDICTORS, hour_index, hour_str
 from moaa.streaming.forecast_model import ModelStore, StoredModel
 from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
 
@@ -72,6 +73,7 @@ STATS_SCHEMA = StructType(
         StructField("latitude", DoubleType()),
         StructField("longitude", DoubleType()),
         StructField("elevation_m", DoubleType()),
+        *(StructField(name, DoubleType()) for name in COVARIATES),
     ]
 )
 
@@ -236,7 +238,11 @@ class ForecastJob:
                 extra={"model": engine.model.metadata},
             )
         if self.history_dir.exists() and any(self.history_dir.glob("*.parquet")):
-            history = spark.read.parquet(str(self.history_dir))
+            # files written before the covariates existed lack their columns: merge, fill null
+            history = spark.read.option("mergeSchema", "true").parquet(str(self.history_dir))
+            for name in COVARIATES:
+                if name not in history.columns:
+                    history = history.withColumn(name, F.lit(None).cast(DoubleType()))
             newest = history.agg(F.max("hour")).first()[0]
             if newest is not None:
                 keep = hour_str(hour_index(newest) - engine.config.span_hours - LEADS)
@@ -246,7 +252,9 @@ class ForecastJob:
                     .collect()
                 )
                 for row in rows:
-                    engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row))
+                    engine.observe(
+                        row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row)
+                    )
                 log.info("restored %d hourly means from %s", len(rows), self.history_dir)
         if self.state_path.exists():
             engine.load_state(json.loads(self.state_path.read_text()))
@@ -278,7 +286,7 @@ class ForecastJob:
             return
         parsed.write.mode("append").parquet(str(self.history_dir))
         for row in rows:
-            engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row))
+            engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row))
         newest = engine.newest_hour()
         if newest is None:
             return
@@ -358,6 +366,10 @@ def _meta(row: Any) -> dict[str, Any]:
         "longitude": row.longitude,
         "elevation_m": row.elevation_m,
     }
+
+
+def _covs(row: Any) -> dict[str, float | None]:
+    return {name: row[name] for name in COVARIATES}
 
 
 def command(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from moaa.streaming.forecast_features import (
+    COVARIATES,
     FEATURES,
     FORECAST_SCHEMA,
     LEAD_KNOTS,
@@ -96,6 +97,8 @@ class ForecastEngine:
         self.store = store
         self.on_train = on_train
         self.history: dict[str, dict[int, float]] = {}
+        # station → covariate (COVARIATES) → hour → hourly mean (absent hours: missing)
+        self.covariates: dict[str, dict[str, dict[int, float]]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
         self.model: StoredModel | None = store.latest()
         self.skill = SkillBook()
@@ -109,9 +112,25 @@ class ForecastEngine:
 
     # -- input ------------------------------------------------------------------------------
 
-    def observe(self, station: str, hour: int, mean_c: float, meta: dict[str, Any]) -> None:
-        """One hourly mean (a later value for the same hour replaces the earlier one)."""
+    def observe(
+        self,
+        station: str,
+        hour: int,
+        mean_c: float,
+        meta: dict[str, Any],
+        covariates: Mapping[str, float | None] | None = None,
+    ) -> None:
+        """One hourly mean, with the hour's covariate means when known (names of
+        :data:`COVARIATES`; None or absent = missing). A later value for the same hour
+        replaces the earlier one, covariates included."""
         self.history.setdefault(station, {})[hour] = mean_c
+        series = self.covariates.setdefault(station, {name: {} for name in COVARIATES})
+        for name in COVARIATES:
+            value = (covariates or {}).get(name)
+            if value is None or math.isnan(value):
+                series[name].pop(hour, None)
+            else:
+                series[name][hour] = float(value)
         if meta:
             self.meta[station] = meta
         if self.first_hour is None or hour < self.first_hour:
@@ -154,7 +173,12 @@ class ForecastEngine:
         key = (station, hour)
         if key not in self._features:
             past = dense_past(self.history[station], hour, self.config.span_hours)
-            feats = issue_features(past, hour, self.config.clim_days)
+            hours = self.config.clim_days * 24
+            covariates = {
+                name: dense_past(values, hour, hours)
+                for name, values in self.covariates.get(station, {}).items()
+            }
+            feats = issue_features(past, hour, self.config.clim_days, covariates)
             xt = last_value(past)
             self._features[key] = None if feats is None or xt is None else (xt, feats)
         return self._features[key]
@@ -268,7 +292,9 @@ class ForecastEngine:
         if self.last_final is None:
             return
         keep_from = self.last_final - self.config.span_hours - LEADS
-        for values in self.history.values():
+        series = [*self.history.values()]
+        series += [v for named in self.covariates.values() for v in named.values()]
+        for values in series:
             for h in [h for h in values if h < keep_from]:
                 del values[h]
         self.pending = {k: v for k, v in self.pending.items() if k[1] >= self.last_final - LEADS}

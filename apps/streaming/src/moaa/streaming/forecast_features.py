@@ -1,10 +1,11 @@
 """Pure forecast transforms: features, baselines and skill, on plain numpy series (no Spark).
 
 A station's history is a dense array of hourly means ``past`` whose **last element is the
-issue hour** ``t`` (``past[-1-k]`` is hour ``t - k``, NaN where the hour is missing). Every
-function here receives only that array, so a feature cannot see a value after ``t``: the
-absence of leakage holds by construction, and the unit tests check it by perturbing the
-future anyway.
+issue hour** ``t`` (``past[-1-k]`` is hour ``t - k``, NaN where the hour is missing), and
+likewise one array per covariate (:data:`COVARIATES`: the hourly means of dew point,
+sea-level pressure and wind speed), each ending at ``t``. Every function here receives only
+those arrays, so a feature cannot see a value after ``t``: the absence of leakage holds by
+construction, and the unit tests check it by perturbing the future anyway.
 
 Hours are integers: hours since the Unix epoch (``hour % 24`` is the UTC hour of day).
 
@@ -25,13 +26,21 @@ leads ``L = 1..24``, so one linear model serves every station and every season:
 ``anomaly24``      mean of the last 24 h − mean of the climatology
 ``clim_tau``       clim(hour of t+L) − mean of the climatology (diurnal shape at t+L)
 ``mean_dev``       mean of the climatology − ``x_t``
+``dpd_anomaly``    dew point depression (temperature − dew point) now − its mean
+``slp_anomaly``    sea-level pressure now − its mean
+``wind_anomaly``   wind speed now − its mean
 =================  ==============================================================
 
 where clim(h) is the mean at UTC hour-of-day ``h`` over the last ``clim_days`` days up to
-``t``. Missing inputs make a feature 0 (= "no information" for a change). The lead enters
-the model through a piecewise-linear basis (:data:`LEAD_KNOTS`) crossed with every feature
-(see :mod:`moaa.streaming.forecast_model`), so each feature's weight varies smoothly with
-the lead.
+``t``; "now" is the latest value at most ``MAX_GAP_HOURS`` old and "its mean" the mean over
+the last ``clim_days`` days. The three covariate anomalies are what the hourly temperature
+alone cannot say about tomorrow: how dry the air is (a dry air mass, a larger diurnal
+swing), whether the pressure is high or low for the season (the synoptic situation), and
+whether it is windier than usual. Missing inputs make a feature 0 (= "no information" for a
+change, "as usual" for an anomaly; many stations report no sea-level pressure). The lead
+enters the model through a piecewise-linear basis (:data:`LEAD_KNOTS`) crossed with every
+feature (see :mod:`moaa.streaming.forecast_model`), so each feature's weight varies smoothly
+with the lead.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 __all__ = [
+    "COVARIATES",
     "FEATURES",
     "FORECAST_SCHEMA",
     "LEADS",
@@ -82,7 +92,14 @@ FEATURES = (
     "anomaly24",
     "clim_tau",
     "mean_dev",
+    "dpd_anomaly",
+    "slp_anomaly",
+    "wind_anomaly",
 )
+#: Hourly-stats fields kept beside the mean temperature: per station-hour means of the
+#: observations' dew point (°C), sea-level pressure (hPa) and wind speed (m/s); a field is
+#: absent when no observation of that hour carried it.
+COVARIATES = ("dew_point_mean_c", "sea_level_pressure_mean_hpa", "wind_speed_mean_ms")
 #: The model and the three baselines, in the order of the skill documents.
 PREDICTORS = ("model", "last_value", "same_hour_yesterday", "climatology")
 
@@ -143,10 +160,44 @@ def _nz(v: float) -> float:
     return 0.0 if math.isnan(v) else v
 
 
-def issue_features(past: np.ndarray, issue_hour: int, clim_days: int = 30) -> np.ndarray | None:
+def _anomaly(series: np.ndarray, days: int) -> float:
+    """The latest value (at most ``MAX_GAP_HOURS`` old) − the mean of the last ``days`` days."""
+    now = last_value(series)
+    window = series[-days * 24 :]
+    if now is None or not np.any(~np.isnan(window)):
+        return math.nan
+    return now - float(np.nanmean(window))
+
+
+def _covariate_anomalies(
+    past: np.ndarray, covariates: Mapping[str, np.ndarray] | None, days: int
+) -> list[float]:
+    """``dpd_anomaly``, ``slp_anomaly``, ``wind_anomaly`` (NaN where the input is missing)."""
+    covariates = covariates or {}
+    dew, slp, wind = (covariates.get(name) for name in COVARIATES)
+    dpd = math.nan
+    if dew is not None and len(dew):
+        n = min(len(dew), len(past))
+        dpd = _anomaly(past[len(past) - n :] - dew[len(dew) - n :], days)
+    return [
+        dpd,
+        math.nan if slp is None or not len(slp) else _anomaly(slp, days),
+        math.nan if wind is None or not len(wind) else _anomaly(wind, days),
+    ]
+
+
+def issue_features(
+    past: np.ndarray,
+    issue_hour: int,
+    clim_days: int = 30,
+    covariates: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray | None:
     """Features for leads 1..24 issued at ``issue_hour`` (shape ``(24, len(FEATURES))``).
 
-    ``past[-1]`` is the issue hour. None when there is no recent last value.
+    ``past[-1]`` is the issue hour; ``covariates`` maps names of :data:`COVARIATES` to
+    arrays that also end at the issue hour (any length; ``clim_days`` days suffice; a
+    missing name or an all-NaN array makes its feature 0). None when there is no recent
+    last value.
     """
     xt = last_value(past)
     if xt is None:
@@ -169,6 +220,7 @@ def issue_features(past: np.ndarray, issue_hour: int, clim_days: int = 30) -> np
         1.0,
         _nz(m24 - cm),
     ]
+    extra = [_nz(v) for v in _covariate_anomalies(past, covariates, clim_days)]
     rows = np.empty((LEADS, len(FEATURES)))
     for lead in range(1, LEADS + 1):
         tau = t + lead
@@ -179,6 +231,7 @@ def issue_features(past: np.ndarray, issue_hour: int, clim_days: int = 30) -> np
             *common,
             _nz(c_tau - cm),
             _nz(cm - xt),
+            *extra,
         ]
     return rows
 
