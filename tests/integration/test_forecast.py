@@ -21,6 +21,7 @@ from pymongo import MongoClient
 from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
+from moaa.streaming.forecast_features import COVARIATES, FEATURES
 
 from .conftest import Pipeline, consume_all, wait_until
 
@@ -114,6 +115,7 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
         (run.checkpoints / "forecast" / "models" / f"v{after[-1]}" / "metadata.json").read_text()
     )
     assert meta["version"] == after[-1] and meta["window_days"] == 3 and meta["rows"] > 0
+    assert meta["features"] == list(FEATURES)  # the covariate anomalies included
     assert 0 < meta["train_mae_c"] < 10
 
     # Kafka: every forecast has 24 leads; both stations at every issue hour from the first model
@@ -130,6 +132,11 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     hours = sorted(issues)
     stats = consume_all(pipeline.kafka_bootstrap, pipeline.stats_topic, idle_s=3)
     first_hour = min(json.loads(m.value())["hour"] for m in stats)
+    # the stats job's dew point, pressure and wind means (the forecast's covariates) are
+    # there for most station-hours (some hours of the sample carry no sea-level pressure)
+    values = [json.loads(m.value()) for m in stats]
+    for name in COVARIATES:
+        assert sum(isinstance(v.get(name), float) for v in values) > 0.8 * len(values), name
     # the first model once two days of history exist, and forecasts from then on only
     assert datetime.fromisoformat(hours[0]) == datetime.fromisoformat(first_hour) + timedelta(
         days=2

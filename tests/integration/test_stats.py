@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.dataprep.groundtruth import hourly_covariates, hourly_temperature_stats
+from moaa.streaming.forecast_features import COVARIATES
 
 from .conftest import Pipeline
 
@@ -108,6 +109,20 @@ def _check_summary(pipe: Pipeline, truth: dict[str, tuple[float, float, float, i
         assert doc["stations"] in (1, 2)
 
 
+def _check_covariates(docs: list[dict[str, Any]], sample_dir: Path) -> None:
+    """The means of dew point, sea-level pressure and wind speed, under the names the forecast
+    job reads them by, against DuckDB: absent where no observation of the hour carried one."""
+    truth = {
+        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        for (station, hour), value in hourly_covariates(sample_dir).items()
+    }
+    for doc in docs:
+        for name, expected in zip(COVARIATES, truth[doc["_id"]], strict=True):
+            got = doc.get(name)
+            assert (got is None) == (expected is None), (doc["_id"], name, got, expected)
+            assert got is None or math.isclose(got, expected, abs_tol=1e-9), (doc["_id"], name)
+
+
 def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: Path) -> None:
     pipeline.start_producer()
     pipeline.start_stats()
@@ -123,6 +138,7 @@ def test_a_week_of_hourly_stats_matches_duckdb(pipeline: Pipeline, sample_dir: P
     assert sample["name"].startswith("NEWARK") and sample["latitude"] == 40.683
     assert isinstance(sample["hour"], datetime)
     _check_summary(pipeline, truth)
+    _check_covariates(docs, sample_dir)
 
     # metrics: Spark's driver servlet with named queries, and the insert job
     with urllib.request.urlopen(

@@ -4,8 +4,9 @@ Reads ``weather.observations`` with Spark's Kafka source and an explicit schema;
 is the observation time. Two named streaming queries share the parsed, de-duplicated stream:
 
 * ``hourly_stats`` — per station and UTC hour: min, max, mean of valid temperatures and
-  their count (plus the station's name and position for the map), to
-  ``weather.hourly-stats`` keyed ``<station>|<hour>``;
+  their count (plus the station's name and position for the map, and the means of the same
+  observations' dew point, sea-level pressure and wind speed for the forecast job; absent
+  when none carried one), to ``weather.hourly-stats`` keyed ``<station>|<hour>``;
 * ``hourly_summary`` — per hour over all stations: min, max, mean, readings and stations,
   to ``weather.hourly-summary`` keyed ``<hour>``.
 
@@ -113,7 +114,9 @@ def parse_observations(kafka_rows: DataFrame, watermark: str) -> DataFrame:
 
 
 def hourly_stats(observations: DataFrame) -> DataFrame:
-    """Per station and hour: min, max, mean, count (+ name and position), with key and hour."""
+    """Per station and hour: min, max, mean, count (+ name and position, and the means of dew
+    point, sea-level pressure and wind speed: null when no observation carried one), with key
+    and hour."""
     grouped = observations.groupBy(F.col("station_id"), F.window("ts", "1 hour").alias("w")).agg(
         F.min("temperature_c").alias("min_c"),
         F.max("temperature_c").alias("max_c"),
@@ -123,6 +126,9 @@ def hourly_stats(observations: DataFrame) -> DataFrame:
         F.max("latitude").alias("latitude"),
         F.max("longitude").alias("longitude"),
         F.max("elevation_m").alias("elevation_m"),
+        F.avg("dew_point_c").alias("dew_point_mean_c"),
+        F.avg("sea_level_pressure_hpa").alias("sea_level_pressure_mean_hpa"),
+        F.avg("wind_speed_ms").alias("wind_speed_mean_ms"),
     )
     hour = _hour_key(F.col("w.start"))
     return grouped.select(
@@ -137,6 +143,9 @@ def hourly_stats(observations: DataFrame) -> DataFrame:
         "latitude",
         "longitude",
         "elevation_m",
+        "dew_point_mean_c",
+        "sea_level_pressure_mean_hpa",
+        "wind_speed_mean_ms",
     )
 
 
