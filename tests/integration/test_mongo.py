@@ -64,3 +64,27 @@ def test_find_with_filter_sort_and_index(collection) -> None:
         collection.find({"station_id": "S1"}, {"_id": 0, "mean_c": 1}).sort("mean_c", -1).limit(3)
     )
     assert docs == [{"mean_c": 28.0}, {"mean_c": 25.0}, {"mean_c": 22.0}]
+
+
+def test_insert_job_upsert_inserts_new_and_updates_existing(collection) -> None:
+    """``upsert_all`` (insert first, ``$set`` the keys that exist) on the real server.
+
+    150 existing keys also cover FerretDB v1's limit: it never answers one ``update``
+    command with 100 or more updates of existing documents, so the updates go in chunks.
+    """
+    from moaa.streaming.insert import upsert_all
+
+    first = {f"S|{i:03d}": {"mean_c": float(i), "station_id": "S"} for i in range(150)}
+    assert upsert_all(collection, first, bulk_ops=90) == 0
+    assert collection.count_documents({}) == 150
+
+    second = {f"S|{i:03d}": {"mean_c": -float(i), "station_id": "S"} for i in range(100, 300)}
+    second.update({f"S|{i:03d}": {"mean_c": 0.5, "station_id": "S"} for i in range(0, 100)})
+    assert upsert_all(collection, second, bulk_ops=90) == 150
+    assert collection.count_documents({}) == 300
+    stored = {d["_id"]: d["mean_c"] for d in collection.find({}, {"mean_c": 1})}
+    assert stored == {k: v["mean_c"] for k, v in second.items()}
+
+    # A replay of the same batch changes nothing.
+    assert upsert_all(collection, second, bulk_ops=90) == 300
+    assert collection.count_documents({}) == 300

@@ -3,10 +3,15 @@
 A plain Kafka consumer (confluent-kafka) rather than a Spark job: the work is a keyed
 upsert per message, so Spark would add a JVM, a checkpoint and seconds of batch latency
 for no computation. The consumer reads a batch of messages, keeps the last value per key
-(an unordered bulk write may apply two updates of one document in any order), upserts them
-with ``_id`` = the natural key in unordered ``bulk_write`` commands (``MOAA_INSERT_BULK_OPS``
-upserts each), and only then commits the offsets. A crash between write and commit
-replays the batch: the same upserts again, no duplicate. Collections and their keys:
+(an unordered bulk write may apply two updates of one document in any order), writes them
+with ``_id`` = the natural key, and only then commits the offsets. The write is an upsert in
+two steps: one unordered ``insert_many`` of every document (most results are new: a
+finished hour, a new forecast), then ``$set`` upserts for the keys that already existed
+(duplicate-key errors of the first step), in unordered ``bulk_write`` commands of at most
+``MOAA_INSERT_BULK_OPS``. Inserting first is what makes the FerretDB test stand-in fast:
+it answers every write addressed by ``_id`` with a collection scan but checks an insert's
+``_id`` against its unique index. A crash between write and commit replays the batch: the
+same documents again, no duplicate. Collections and their keys:
 
 * ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
 * ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``;
@@ -28,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from prometheus_client import Counter, Histogram
 from pydantic import Field, SecretStr
 from pymongo import ASCENDING, MongoClient, UpdateOne
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from moaa.common.kafka import (
     TOPIC_FORECAST_SKILL,
@@ -40,13 +45,18 @@ from moaa.common.kafka import (
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 
-__all__ = ["InsertSettings", "Inserter", "command", "documents_for"]
+__all__ = ["InsertSettings", "Inserter", "command", "documents_for", "fields_for", "upsert_all"]
 
 log = logging.getLogger(__name__)
 
 DOCUMENTS = Counter(
     "weather_insert_documents_total",
     "Documents upserted into MongoDB, by collection",
+    ["collection"],
+)
+UPDATED = Counter(
+    "weather_insert_updated_documents_total",
+    "Of those, documents that already existed and were updated in place, by collection",
     ["collection"],
 )
 WRITE_LATENCY = Histogram(
@@ -119,11 +129,43 @@ def _convert(key: str, value: Any) -> Any:
     return value
 
 
-def documents_for(collection: str, key: str, value: dict[str, Any]) -> UpdateOne:
-    """The idempotent upsert of one result: ``_id`` = key, every field ``$set``."""
+def fields_for(value: dict[str, Any]) -> dict[str, Any]:
+    """The stored fields of one result (dates converted, ``updated_at`` stamped)."""
     fields = {k: _convert(k, v) for k, v in value.items()}
     fields["updated_at"] = datetime.now(UTC)
-    return UpdateOne({"_id": key}, {"$set": fields}, upsert=True)
+    return fields
+
+
+def documents_for(collection: str, key: str, value: dict[str, Any]) -> UpdateOne:
+    """The idempotent upsert of one result: ``_id`` = key, every field ``$set``."""
+    return UpdateOne({"_id": key}, {"$set": fields_for(value)}, upsert=True)
+
+
+_DUPLICATE_KEY = 11000
+
+
+def upsert_all(collection: Any, docs: dict[str, dict[str, Any]], bulk_ops: int) -> int:
+    """Upsert ``docs`` (``_id`` → fields) into ``collection``; returns how many existed.
+
+    Insert everything in one unordered ``insert_many``; the keys that fail only because they
+    exist are then ``$set`` with upserts, ``bulk_ops`` per command. Any other write error
+    is raised (the batch is then retried whole, which is idempotent).
+    """
+    if not docs:
+        return 0
+    keys = list(docs)
+    try:
+        collection.insert_many([{"_id": k, **docs[k]} for k in keys], ordered=False)
+        return 0
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            raise
+        existing = [keys[e["index"]] for e in errors]
+    upserts = [UpdateOne({"_id": k}, {"$set": docs[k]}, upsert=True) for k in existing]
+    for first in range(0, len(upserts), bulk_ops):
+        collection.bulk_write(upserts[first : first + bulk_ops], ordered=False)
+    return len(existing)
 
 
 class Inserter:
@@ -197,12 +239,14 @@ class Inserter:
             )
         for collection, docs in latest.items():
             started = time.perf_counter()
-            upserts = [documents_for(collection, k, v) for k, v, _ in docs.values()]
-            step = self.settings.insert_bulk_ops
-            for first in range(0, len(upserts), step):
-                self.db[collection].bulk_write(upserts[first : first + step], ordered=False)
+            existed = upsert_all(
+                self.db[collection],
+                {k: fields_for(v) for k, v, _ in docs.values()},
+                self.settings.insert_bulk_ops,
+            )
             WRITE_LATENCY.observe(time.perf_counter() - started)
             DOCUMENTS.labels(collection).inc(len(docs))
+            UPDATED.labels(collection).inc(existed)
             written = time.time()
             for _, _, ts in docs.values():
                 RESULT_AGE.observe(max(written - ts, 0.0))
