@@ -94,7 +94,15 @@ class StatsSettings(KafkaSettings, SparkSettings):
         200_000, description="Upper bound of records read per micro-batch."
     )
     stats_trigger_seconds: float = Field(
-        0.0, description="Micro-batch interval; 0 starts the next batch as soon as one ends."
+        0.0,
+        description="Micro-batch interval of the per-station query; 0 starts the next batch "
+        "as soon as one ends.",
+    )
+    stats_summary_trigger_seconds: float = Field(
+        5.0,
+        description="Micro-batch interval of the all-stations summary query (0 = as soon as one "
+        "ends). Longer than the per-station query's so the two do not compete for the same "
+        "cores on every new hour; the summary lags by at most this much.",
     )
 
 
@@ -182,9 +190,19 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     )
     observations = parse_observations(source, settings.stats_watermark)
     queries = []
-    for name, frame, topic in (
-        ("hourly_stats", hourly_stats(observations), settings.topic_hourly_stats),
-        ("hourly_summary", hourly_summary(observations), settings.topic_hourly_summary),
+    for name, frame, topic, trigger_s in (
+        (
+            "hourly_stats",
+            hourly_stats(observations),
+            settings.topic_hourly_stats,
+            settings.stats_trigger_seconds,
+        ),
+        (
+            "hourly_summary",
+            hourly_summary(observations),
+            settings.topic_hourly_summary,
+            settings.stats_summary_trigger_seconds,
+        ),
     ):
         writer = (
             _to_kafka(frame)
@@ -195,8 +213,8 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
             .option("topic", topic)
             .option("checkpointLocation", str(settings.checkpoint_dir / name))
         )
-        if settings.stats_trigger_seconds:
-            writer = writer.trigger(processingTime=f"{settings.stats_trigger_seconds} seconds")
+        if trigger_s:
+            writer = writer.trigger(processingTime=f"{trigger_s} seconds")
         queries.append(writer.start())
         log.info("started query %s → %s", name, topic, extra={"query": name, "topic": topic})
     return queries
