@@ -26,8 +26,10 @@ $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
 	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every `moaa` start
+# would otherwise compile pyspark and pandas from source again (seconds per process).
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml apps/*/pyproject.toml
-	$(UV) sync --locked --python $(PYTHON)
+	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 .PHONY: venv
@@ -91,7 +93,7 @@ clean: down ## Stop the stack and delete its state (.local/); caches are kept
 
 .PHONY: bench-ingest
 bench-ingest: setup ## Ingest throughput against a plain producer (prints the ratio)
-	$(VENV)/bin/python bench/ingest.py --stations 2000 --days 3
+	$(VENV)/bin/python bench/ingest.py
 
 .PHONY: bench-throughput
 bench-throughput: setup ## Hourly stats at full speed: streaming end to end against DuckDB in batch (ratio)

@@ -2,11 +2,14 @@
 
 Each installed moaa package contributes a command group through the entry-point group
 ``moaa.cli`` (for example ``local = "moaa.localstack.cli:app"``), so an image that installs
-only the feeder gets only the feeder's commands.
+only the feeder gets only the feeder's commands. ``moaa <command> …`` imports only that
+command's package (the Spark jobs' imports take seconds; the feeder must not pay them);
+``moaa --help`` imports them all to list them.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import entry_points
 
 import typer
@@ -23,10 +26,19 @@ app = typer.Typer(
 )
 
 
-def _register_plugins() -> None:
+@app.callback()
+def _root() -> None:
+    """moaa: a Kubernetes-native weather speed layer (NOAA ISD replay → Kafka → Spark → MongoDB)."""
+
+
+def _register_plugins(argv: list[str] | None = None) -> None:
+    """Add the installed commands: only the one named on the command line, if any."""
     registered = {group.name for group in app.registered_groups}
     registered |= {cmd.name for cmd in app.registered_commands}
-    for ep in sorted(entry_points(group="moaa.cli"), key=lambda e: e.name):
+    plugins = sorted(entry_points(group="moaa.cli"), key=lambda e: e.name)
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    named = [ep for ep in plugins if words and ep.name == words[0]]
+    for ep in named or plugins:
         if ep.name in registered:
             continue
         sub = ep.load()
