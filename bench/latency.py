@@ -3,7 +3,10 @@
 Runs the whole real chain on its own Kafka and FerretDB (free loopback ports): producer,
 Spark stats job, insert job, and the feeder replaying the bundled sample at a 1 s tick.
 For each hour, latency = first moment every station's document for that hour is in
-MongoDB − the moment the feeder sent the hour (from its debug log). Prints p50 and p95.
+MongoDB − the moment the feeder sent the hour (from its debug log). Prints p50 and p95,
+and the mean of two legs from the components' histograms (the producer's delivery
+latency; the insert job's result age, from the result's Kafka timestamp to its write):
+the rest is the Spark stats job.
 
     make bench-latency          # or: .venv/bin/python bench/latency.py --hours 120
 """
@@ -16,6 +19,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +32,28 @@ from moaa.dataprep.prepare import prepare
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "2013"
 START = datetime(2013, 1, 1, tzinfo=UTC)
+
+
+def _mean(metrics: str, name: str) -> float:
+    """Mean of a Prometheus histogram ``name`` in the text exposition ``metrics``."""
+    values = {}
+    for line in metrics.splitlines():
+        for suffix in ("_sum", "_count"):
+            if line.startswith(name + suffix + " "):
+                values[suffix] = float(line.split()[1])
+    return values["_sum"] / values["_count"] if values.get("_count") else float("nan")
+
+
+def _legs(settings) -> dict[str, float]:
+    """Where the time goes, from the components' own histograms (means, whole run)."""
+    legs = {}
+    for leg, port, name in (
+        ("producer delivery", settings.producer_metrics_port, "weather_producer_delivery_latency_seconds"),
+        ("result topic → MongoDB", settings.insert_metrics_port, "weather_insert_result_age_seconds"),
+    ):  # fmt: skip
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            legs[leg] = _mean(response.read().decode(), name)
+    return legs
 
 
 def main() -> None:
@@ -70,6 +96,7 @@ def main() -> None:
                     seen[hour] = now
             time.sleep(0.05)
         out, _ = feeder.communicate(timeout=60)
+        legs = _legs(settings)
         sent = {}
         for line in out.splitlines():
             if line.startswith("{") and '"sent_at_unix_s"' in line:
@@ -87,6 +114,7 @@ def main() -> None:
                     "p50_s": round(p50, 3),
                     "p95_s": round(p95, 3),
                     "max_s": round(latencies[-1], 3),
+                    "mean_leg_s": {k: round(v, 3) for k, v in legs.items()},
                 }
             )
         )
@@ -95,6 +123,10 @@ def main() -> None:
         )
         print(
             f"  p50 {p50:.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s   (target p95 ≤ 2 s)"
+        )
+        print(
+            "  mean per leg over the whole run: "
+            + ", ".join(f"{name} {value:.3f} s" for name, value in legs.items())
         )
 
 

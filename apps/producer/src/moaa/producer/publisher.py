@@ -7,8 +7,12 @@ go to ``weather.observations.dlq`` with their reason. The producer is idempotent
 
 :meth:`Publisher.submit` produces a batch without waiting and returns a :class:`Receipt`;
 :meth:`Publisher.outcome` waits for that receipt's last delivery report. Separating the
-two lets a connection produce the next batch while the previous one is in flight. A
-thread serves delivery reports continuously; the per-record callback is kept minimal.
+two lets a connection produce the next batch while the previous one is in flight. Delivery
+reports are served by whoever is busy: while a batch is being produced, ``submit`` serves
+them itself every few hundred records (the callbacks then run in the thread that already
+holds the GIL, instead of a second thread taking it back and forth, which cost about a
+fifth of the producer's throughput); otherwise a background thread serves them. The
+per-record callback is kept minimal.
 When the client's local queue is full, ``submit`` waits (backpressure), never drops.
 """
 
@@ -60,6 +64,8 @@ BACKPRESSURE = PromCounter(
 _HEADERS_OBS = [("moaa-schema", OBSERVATION_SCHEMA.encode())]
 _HEADERS_DLQ = [("moaa-schema", b"rejection.v1")]
 _REJECTION_DECODER = msgspec.json.Decoder(Rejection)
+#: While producing a batch, serve delivery reports every this many records.
+_SERVE_EVERY = 256
 
 
 class Receipt:
@@ -142,12 +148,18 @@ class Publisher:
         )
         IN_FLIGHT.set_function(lambda: len(self._producer))
         self._stop = threading.Event()
+        self._submitting = 0  # batches being produced right now (they serve the reports)
+        self._submitting_lock = threading.Lock()
+        self._produced = 0  # records produced (approximate with several connections)
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-delivery", daemon=True)
         self._poller.start()
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            if self._submitting:
+                self._stop.wait(0.002)  # submit() is serving the reports
+            else:
+                self._producer.poll(0.05)
 
     def _produce(
         self, topic: str, key: str | None, value: bytes, headers: list, receipt: Receipt
@@ -161,8 +173,11 @@ class Publisher:
             except BufferError:
                 # Local queue full: wait for deliveries to make room; never drop a record.
                 BACKPRESSURE.inc()
-                self._stop.wait(0.005)
+                self._producer.poll(0.005)
         receipt.produced[topic] += 1
+        self._produced += 1
+        if self._produced % _SERVE_EVERY == 0:
+            self._producer.poll(0)
 
     def _dead_letter(
         self, rejection: Rejection, receipt: Receipt, value: bytes | None = None
@@ -176,6 +191,17 @@ class Publisher:
         """Produce every record of ``batch`` (validated) without waiting for delivery."""
         BATCH_RECORDS.observe(len(batch.records) + len(batch.rejects))
         receipt = Receipt(batch.batch_id)
+        with self._submitting_lock:
+            self._submitting += 1
+        try:
+            self._submit(batch, receipt)
+        finally:
+            with self._submitting_lock:
+                self._submitting -= 1
+        receipt.seal()
+        return receipt
+
+    def _submit(self, batch: Batch, receipt: Receipt) -> None:
         for index, raw in enumerate(batch.records):
             value = bytes(raw)
             try:
@@ -200,8 +226,6 @@ class Publisher:
                     ),
                     receipt,
                 )
-        receipt.seal()
-        return receipt
 
     def outcome(self, receipt: Receipt) -> Ack | Nack:
         """Wait for the last delivery report of ``receipt``; ``Ack`` only if all succeeded."""
