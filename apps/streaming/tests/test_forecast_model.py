@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pyspark.sql import SparkSession
 
+from moaa.streaming.forecast import read_history
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
 from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, hour_index, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
@@ -188,3 +189,26 @@ def test_engine_forecasts_do_not_see_the_future(spark: SparkSession, tmp_path: P
         assert [p["value"] for p in got["points"]] == pytest.approx(
             [p["value"] for p in want["points"]], abs=1e-3
         )
+
+
+def test_history_written_before_the_covariates_reads_back_with_nulls(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The job's history Parquet across the upgrade: old files lack the covariate columns."""
+    path = tmp_path / "history"
+    spark.createDataFrame(
+        [("A", "2013-01-01T00:00:00Z", 1.0, 0, 1)],
+        "station_id string, hour string, mean_c double, batch_id long, offset long",
+    ).write.mode("append").parquet(str(path))
+    only_old = read_history(spark, path).collect()
+    assert [[r[name] for name in COVARIATES] for r in only_old] == [[None, None, None]]
+    spark.createDataFrame(
+        [("A", "2013-01-01T01:00:00Z", 2.0, 1, 2, -1.5, 1012.5, 3.0)],
+        "station_id string, hour string, mean_c double, batch_id long, offset long, "
+        + ", ".join(f"{name} double" for name in COVARIATES),
+    ).write.mode("append").parquet(str(path))
+    rows = {r.hour: [r[name] for name in COVARIATES] for r in read_history(spark, path).collect()}
+    assert rows == {
+        "2013-01-01T00:00:00Z": [None, None, None],
+        "2013-01-01T01:00:00Z": [-1.5, 1012.5, 3.0],
+    }

@@ -59,6 +59,7 @@ __all__ = [
     "ForecastJob",
     "ForecastSettings",
     "command",
+    "read_history",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,11 +239,7 @@ class ForecastJob:
                 extra={"model": engine.model.metadata},
             )
         if self.history_dir.exists() and any(self.history_dir.glob("*.parquet")):
-            # files written before the covariates existed lack their columns: merge, fill null
-            history = spark.read.option("mergeSchema", "true").parquet(str(self.history_dir))
-            for name in COVARIATES:
-                if name not in history.columns:
-                    history = history.withColumn(name, F.lit(None).cast(DoubleType()))
+            history = read_history(spark, self.history_dir)
             newest = history.agg(F.max("hour")).first()[0]
             if newest is not None:
                 keep = hour_str(hour_index(newest) - engine.config.span_hours - LEADS)
@@ -357,6 +354,16 @@ class ForecastJob:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
+
+
+def read_history(spark: SparkSession, path: Path) -> DataFrame:
+    """The history Parquet; files written before the covariates existed lack their columns:
+    the schemas are merged and a covariate no file carries is read as null."""
+    history = spark.read.option("mergeSchema", "true").parquet(str(path))
+    for name in COVARIATES:
+        if name not in history.columns:
+            history = history.withColumn(name, F.lit(None).cast(DoubleType()))
+    return history
 
 
 def _meta(row: Any) -> dict[str, Any]:
