@@ -51,7 +51,7 @@ from moaa.common.ops import run_component
 from moaa.streaming.forecast_engine import EngineConfig, EngineOutput, ForecastEngine
 from moaa.streaming.forecast_features import COVARIATES, LEADS, PREDICTORS, hour_index, hour_str
 from moaa.streaming.forecast_model import ModelStore, StoredModel
-from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
+from moaa.streaming.spark import SparkSettings, build_session, kafka_source_options, metrics_conf
 
 __all__ = [
     "TOPIC_FORECASTS",
@@ -205,7 +205,7 @@ class ForecastJob:
         self._restore()
         source = (
             self.spark.readStream.format("kafka")
-            .options(**kafka_options(s))
+            .options(**kafka_source_options(s))
             .option("subscribe", s.topic_hourly_stats)
             .option("startingOffsets", "earliest")
             .option("failOnDataLoss", "false")

@@ -14,8 +14,9 @@ is the observation time. Two named streaming queries share the parsed, de-duplic
 ``MOAA_STATS_WATERMARK`` (default 2 hours) on the observation time: every micro-batch emits
 the hours whose figures changed, so the current hour's numbers update as its records arrive;
 once the watermark passes an hour's end its state is dropped and its last emitted figures
-are final. Records are de-duplicated on ``obs_id`` within the watermark
-(``dropDuplicatesWithinWatermark``), so the feeder's redeliveries never count twice.
+are final. The feeder's redeliveries never count twice: the per-station query aggregates
+the *set* of each hour's readings (``obs_id`` with the values), the summary query
+de-duplicates on ``obs_id`` within the watermark (``dropDuplicatesWithinWatermark``).
 Emitted rows are upserts by key downstream, so a re-emitted batch after a restart is
 harmless. Checkpoints (``MOAA_CHECKPOINT_DIR``, a PVC in Kubernetes) carry offsets and state.
 """
@@ -42,7 +43,13 @@ from moaa.common.kafka import (
     ensure_topics,
 )
 from moaa.common.logs import configure_logging
-from moaa.streaming.spark import SparkSettings, build_session, kafka_options, metrics_conf
+from moaa.streaming.spark import (
+    SparkSettings,
+    build_session,
+    kafka_options,
+    kafka_source_options,
+    metrics_conf,
+)
 
 __all__ = [
     "OBSERVATION_SCHEMA",
@@ -110,50 +117,70 @@ def _hour_key(hour: Column) -> Column:
     return F.date_format(hour, "yyyy-MM-dd'T'HH:mm:ss'Z'")
 
 
-def parse_observations(kafka_rows: DataFrame, watermark: str) -> DataFrame:
-    """Kafka rows → typed observations with a temperature, de-duplicated on ``obs_id``."""
+def parse_observations(kafka_rows: DataFrame, watermark: str, dedupe: bool = True) -> DataFrame:
+    """Kafka rows → typed observations with a temperature, with the event-time watermark.
+
+    With ``dedupe`` (the summary query), de-duplicated on ``obs_id`` within the watermark;
+    the per-station query de-duplicates inside its aggregation instead (see
+    :func:`hourly_stats`).
+    """
     parsed = kafka_rows.select(
         F.from_json(F.col("value").cast("string"), OBSERVATION_SCHEMA).alias("o")
     ).select("o.*")
     valid = parsed.where(
         F.col("obs_id").isNotNull() & F.col("ts").isNotNull() & F.col("temperature_c").isNotNull()
     )
-    return valid.withWatermark("ts", watermark).dropDuplicatesWithinWatermark(["obs_id"])
+    watermarked = valid.withWatermark("ts", watermark)
+    return watermarked.dropDuplicatesWithinWatermark(["obs_id"]) if dedupe else watermarked
+
+
+#: What the per-station aggregation keeps of each observation (its set is the state).
+_READING = ("obs_id", "temperature_c", "dew_point_c", "sea_level_pressure_hpa", "wind_speed_ms")
+
+
+def _mean_of(readings: Column, field: str) -> Column:
+    """Mean of ``field`` over the readings that carry it; null when none does."""
+    values = F.filter(F.transform(readings, lambda r: r[field]), lambda v: v.isNotNull())
+    total = F.aggregate(values, F.lit(0.0), lambda acc, v: acc + v)
+    return F.when(F.size(values) > 0, total / F.size(values))
 
 
 def hourly_stats(observations: DataFrame) -> DataFrame:
     """Per station and hour: min, max, mean, count (+ name and position, and the means of dew
     point, sea-level pressure and wind speed: null when no observation carried one), with key
-    and hour."""
+    and hour.
+
+    ``observations`` need not be de-duplicated: the aggregation keeps the *set* of the hour's
+    readings (``obs_id`` and values; a redelivered record is the same element) and computes
+    the figures from it. That is one stateful operator and one shuffle per micro-batch
+    instead of two of each (a separate ``dropDuplicatesWithinWatermark``), which is most of
+    the per-batch latency; the set holds the few readings of one station-hour.
+    """
     grouped = observations.groupBy(F.col("station_id"), F.window("ts", "1 hour").alias("w")).agg(
-        F.min("temperature_c").alias("min_c"),
-        F.max("temperature_c").alias("max_c"),
-        F.avg("temperature_c").alias("mean_c"),
-        F.count("temperature_c").alias("count"),
+        F.collect_set(F.struct(*_READING)).alias("readings"),
         F.max("name").alias("name"),
         F.max("latitude").alias("latitude"),
         F.max("longitude").alias("longitude"),
         F.max("elevation_m").alias("elevation_m"),
-        F.avg("dew_point_c").alias("dew_point_mean_c"),
-        F.avg("sea_level_pressure_hpa").alias("sea_level_pressure_mean_hpa"),
-        F.avg("wind_speed_ms").alias("wind_speed_mean_ms"),
     )
+    readings = F.col("readings")
+    temperatures = F.transform(readings, lambda r: r["temperature_c"])
     hour = _hour_key(F.col("w.start"))
     return grouped.select(
         F.concat_ws("|", "station_id", hour).alias("key"),
         "station_id",
         hour.alias("hour"),
-        "min_c",
-        "max_c",
-        "mean_c",
-        "count",
+        F.array_min(temperatures).alias("min_c"),
+        F.array_max(temperatures).alias("max_c"),
+        _mean_of(readings, "temperature_c").alias("mean_c"),
+        F.size(readings).cast("long").alias("count"),
         "name",
         "latitude",
         "longitude",
         "elevation_m",
-        "dew_point_mean_c",
-        "sea_level_pressure_mean_hpa",
-        "wind_speed_mean_ms",
+        _mean_of(readings, "dew_point_c").alias("dew_point_mean_c"),
+        _mean_of(readings, "sea_level_pressure_hpa").alias("sea_level_pressure_mean_hpa"),
+        _mean_of(readings, "wind_speed_ms").alias("wind_speed_mean_ms"),
     )
 
 
@@ -181,7 +208,7 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     """Start both named queries; return their handles."""
     source = (
         spark.readStream.format("kafka")
-        .options(**kafka_options(settings))
+        .options(**kafka_source_options(settings))
         .option("subscribe", settings.topic_observations)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "false")
@@ -189,11 +216,12 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
         .load()
     )
     observations = parse_observations(source, settings.stats_watermark)
+    readings = parse_observations(source, settings.stats_watermark, dedupe=False)
     queries = []
     for name, frame, topic, trigger_s in (
         (
             "hourly_stats",
-            hourly_stats(observations),
+            hourly_stats(readings),
             settings.topic_hourly_stats,
             settings.stats_trigger_seconds,
         ),
