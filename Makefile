@@ -97,7 +97,7 @@ bench-ingest: setup ## Ingest throughput against a plain producer (prints the ra
 
 .PHONY: bench-throughput
 bench-throughput: setup ## Hourly stats at full speed: streaming end to end against DuckDB in batch (ratio)
-	$(VENV)/bin/python bench/throughput.py --stations 100 --days 7
+	$(VENV)/bin/python bench/throughput.py --stations 1000 --days 7
 
 .PHONY: bench-latency
 bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 s tick (p50, p95)

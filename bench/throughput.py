@@ -7,14 +7,19 @@ A synthetic slice (clearly synthetic: ``moaa synth``) is prepared once, then:
   timed twice, the faster run counts;
 * streaming — the real processes on a real Kafka and FerretDB: ``moaa feeder --tick 0`` →
   ``moaa producer`` → Kafka → ``moaa stats`` (Spark) → Kafka → ``moaa insert`` → FerretDB.
-  Timed from the feeder's start until every station-hour document is in MongoDB with the
-  batch's values (checked exactly at the end).
+  Timed from the feeder's start until the chain has drained: the stats job has committed a
+  micro-batch that read every record of ``weather.observations`` (its checkpoint's offsets
+  reach the topic's end) and the insert job has committed every result message (its
+  consumer group's offsets reach the end of ``weather.hourly-stats``), which it does only
+  after the MongoDB write. Both are read cheaply from files and Kafka, not by scanning the
+  collection while the chain runs (on FerretDB any query scans it). Then every station-hour
+  document is compared with the batch's values (untimed).
 
 Prints records/s of both and the ratio streaming time / batch time (target ≤ 10), plus
 where the streaming time went (feeder done, results in MongoDB). Usage::
 
     make bench-throughput                 # or:
-    .venv/bin/python bench/throughput.py --stations 100 --days 7
+    .venv/bin/python bench/throughput.py --stations 1000 --days 7
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from datetime import UTC
 from pathlib import Path
 
 from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
+from confluent_kafka import Consumer, TopicPartition
 from pymongo import MongoClient
 
+from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_OBSERVATIONS
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
@@ -58,9 +65,34 @@ def _wrong(truth: dict, docs: dict) -> int:
     return wrong
 
 
+def _ends(consumer: Consumer, topic: str) -> dict[int, int]:
+    """High watermark of every partition of ``topic``."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}  # fmt: skip
+
+
+def _stats_read(checkpoint: Path, topic: str) -> dict[int, int]:
+    """Offsets of ``topic`` up to which the stats query's micro-batches are committed."""
+    committed = [int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")]
+    if not committed:
+        return {}
+    lines = (checkpoint / "offsets" / str(max(committed))).read_text().splitlines()
+    return {int(p): o for p, o in json.loads(lines[2]).get(topic, {}).items()}
+
+
+def _drained(consumer: Consumer, checkpoint: Path) -> bool:
+    """The stats job read everything and the insert job wrote (and committed) all it made."""
+    read = _stats_read(checkpoint, TOPIC_OBSERVATIONS)
+    if any(read.get(p, 0) < end for p, end in _ends(consumer, TOPIC_OBSERVATIONS).items()):
+        return False
+    ends = _ends(consumer, TOPIC_HOURLY_STATS)
+    done = consumer.committed([TopicPartition(TOPIC_HOURLY_STATS, p) for p in ends], timeout=10)
+    return all(tp.offset >= ends[tp.partition] for tp in done)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stations", type=int, default=100, help="synthetic stations")
+    parser.add_argument("--stations", type=int, default=1000, help="synthetic stations")
     parser.add_argument("--days", type=int, default=7, help="days of 2020 in the slice")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (s)")
     args = parser.parse_args()
@@ -86,19 +118,25 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         feeder_s = math.nan
-        wrong = len(truth)
+        kafka = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": "moaa-insert",
+                "enable.auto.commit": False,
+            }
+        )  # only to read the insert job's committed offsets, never subscribes
+        checkpoint = Path(env["MOAA_CHECKPOINT_DIR"]) / "hourly_stats"
+        stream_s = math.nan
         while time.monotonic() - started < args.timeout:
             if math.isnan(feeder_s) and feeder.poll() is not None:
                 assert feeder.returncode == 0, "the feeder failed"
                 feeder_s = time.monotonic() - started
-            # done when every station-hour of the batch truth is stored with its exact values
-            # (update mode: a document may be written several times before it is final)
-            if collection.count_documents({}) >= len(truth):
-                wrong = _wrong(truth, {d["_id"]: d for d in collection.find()})
-                if wrong == 0:
-                    break
-            time.sleep(1)
-        stream_s = time.monotonic() - started
+            if not math.isnan(feeder_s) and _drained(kafka, checkpoint):
+                stream_s = time.monotonic() - started
+                break
+            time.sleep(0.2)
+        kafka.close()
+        wrong = _wrong(truth, {d["_id"]: d for d in collection.find()})
         result = {
             "stations": args.stations,
             "days": args.days,
