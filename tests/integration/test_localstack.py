@@ -42,7 +42,7 @@ def test_cli_status_json_and_exit_code(
         "MOAA_FERRETDB_DEBUG_PORT": str(s.ferretdb_debug_port),
     }.items():
         monkeypatch.setenv(key, value)
-    _register_plugins()
+    _register_plugins([])  # every command, whatever pytest's own command line says
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:

@@ -149,7 +149,7 @@ def upsert_all(collection: Any, docs: dict[str, dict[str, Any]], bulk_ops: int) 
 
     Insert everything in one unordered ``insert_many``; the keys that fail only because they
     exist are then ``$set`` with upserts, ``bulk_ops`` per command. Any other write error
-    is raised (the batch is then retried whole, which is idempotent).
+    or write-concern error is raised (the batch is then retried whole, which is idempotent).
     """
     if not docs:
         return 0
@@ -159,8 +159,10 @@ def upsert_all(collection: Any, docs: dict[str, dict[str, Any]], bulk_ops: int) 
         return 0
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-            raise
+        if exc.details.get("writeConcernErrors") or any(
+            e.get("code") != _DUPLICATE_KEY for e in errors
+        ):
+            raise  # not durable as asked, or a real failure: the batch is retried whole
         existing = [keys[e["index"]] for e in errors]
     upserts = [UpdateOne({"_id": k}, {"$set": docs[k]}, upsert=True) for k in existing]
     for first in range(0, len(upserts), bulk_ops):

@@ -107,10 +107,16 @@ def kafka_options(settings: KafkaSettings) -> dict[str, str]:
     return options
 
 
-def kafka_source_options(settings: KafkaSettings) -> dict[str, str]:
-    """:func:`kafka_options` plus the consumer settings of a Kafka *source* (reads only)."""
-    wait_ms = settings.spark_kafka_fetch_max_wait_ms if isinstance(settings, SparkSettings) else 20
-    return kafka_options(settings) | {"kafka.fetch.max.wait.ms": str(wait_ms)}
+def kafka_source_options(settings: SparkSettings) -> dict[str, str]:
+    """:func:`kafka_options` plus the consumer settings of a Kafka *source* (reads only).
+
+    ``settings`` carries both the Kafka client and the Spark settings (every job's settings
+    class derives from both).
+    """
+    if not isinstance(settings, KafkaSettings):
+        raise TypeError("the settings of a Kafka source need the Kafka client settings too")
+    wait_ms = str(settings.spark_kafka_fetch_max_wait_ms)
+    return kafka_options(settings) | {"kafka.fetch.max.wait.ms": wait_ms}
 
 
 def metrics_conf(namespace: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The stats job: exact hourly min / max / mean temperature per station, and per hour overall.
 
 Reads ``weather.observations`` with Spark's Kafka source and an explicit schema; event time
-is the observation time. Two named streaming queries share the parsed, de-duplicated stream:
+is the observation time. Two named streaming queries read the parsed stream:
 
 * ``hourly_stats`` — per station and UTC hour: min, max, mean of valid temperatures and
   their count (plus the station's name and position for the map, and the means of the same
