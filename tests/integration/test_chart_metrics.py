@@ -109,21 +109,30 @@ def exposed(
             pipe._start("forecast", ["forecast"], env)
             targets["forecast"] = f"http://127.0.0.1:{ops}/metrics"
             targets["forecast-driver"] = f"http://127.0.0.1:{ui}/metrics/prometheus/"
-        pipe.start_feeder("--tick", "0", "--hours", str(HOURS))
+        # A short tick keeps the feeder (which exits after its last hour) alive for ~10 s, and
+        # names are collected from every scrape: a component seen once has exposed them.
+        pipe.start_feeder("--tick", "0.2", "--hours", str(HOURS))
+        found: dict[str, set[str]] = {name: set() for name in targets}
+
+        def scrape() -> None:
+            for name, url in targets.items():
+                found[name] |= _scrape(url)
+
         # Wait until results reach MongoDB (every stage has done real work), then until every
         # name the chart uses that a running component owns is exposed (or time runs out).
         db = MongoClient(mongo_uri)[pipe.database]
         deadline = time.monotonic() + 240
         while db.hourly_stats.count_documents({}) == 0:
             assert time.monotonic() < deadline, pipe.log("stats")[-3000:]
-            time.sleep(1)
+            scrape()
+            time.sleep(0.5)
         wanted = {
             n
             for n in tools["our_names"]()
             if (_owner(n) or "any") != "forecast" or "forecast" in targets
         }
         while True:
-            found = {name: _scrape(url) for name, url in targets.items()}
+            scrape()
             union = set().union(*found.values())
             if all(tools["exposed"](n, union) for n in wanted) or time.monotonic() > deadline:
                 break
