@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from moaa.streaming.insert import InsertSettings, documents_for
+from moaa.streaming.insert import InsertSettings, fields_for, upsert_all
+
+
+class _Inserted:
+    """Records what ``upsert_all`` inserts (every key is new here)."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict] = []
+
+    def insert_many(self, docs: list[dict], ordered: bool) -> None:
+        self.docs.extend(docs)
 
 
 def test_forecast_document_dates() -> None:
@@ -18,9 +28,11 @@ def test_forecast_document_dates() -> None:
             for lead in range(1, 3)
         ],
     }
-    op = documents_for("forecasts", "72502014734|2013-03-01T12:00:00Z", value)
-    assert op._filter == {"_id": "72502014734|2013-03-01T12:00:00Z"}
-    fields = op._doc["$set"]
+    collection = _Inserted()
+    key = "72502014734|2013-03-01T12:00:00Z"
+    upsert_all(collection, {key: fields_for(value)}, bulk_ops=90)
+    [fields] = collection.docs
+    assert fields["_id"] == "72502014734|2013-03-01T12:00:00Z"
     assert fields["issued_at"] == datetime(2013, 3, 1, 12, tzinfo=UTC)
     assert fields["points"][1] == {
         "lead": 2,
@@ -36,7 +48,7 @@ def test_skill_document_dates() -> None:
         "station_id": "ALL",
         "updated_hour": "2013-03-02T00:00:00Z",
     }
-    fields = documents_for("forecast_skill", "ALL", value)._doc["$set"]
+    fields = fields_for(value)
     assert fields["updated_hour"] == datetime(2013, 3, 2, tzinfo=UTC)
 
 

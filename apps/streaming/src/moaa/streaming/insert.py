@@ -45,7 +45,7 @@ from moaa.common.kafka import (
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 
-__all__ = ["InsertSettings", "Inserter", "command", "documents_for", "fields_for", "upsert_all"]
+__all__ = ["InsertSettings", "Inserter", "command", "fields_for", "upsert_all"]
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,6 @@ def fields_for(value: dict[str, Any]) -> dict[str, Any]:
     fields = {k: _convert(k, v) for k, v in value.items()}
     fields["updated_at"] = datetime.now(UTC)
     return fields
-
-
-def documents_for(collection: str, key: str, value: dict[str, Any]) -> UpdateOne:
-    """The idempotent upsert of one result: ``_id`` = key, every field ``$set``."""
-    return UpdateOne({"_id": key}, {"$set": fields_for(value)}, upsert=True)
 
 
 _DUPLICATE_KEY = 11000
