@@ -31,6 +31,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pymongo import MongoClient
 
 from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_OBSERVATIONS
+from moaa.dashboard.scrape import kafka_lag
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
@@ -80,15 +82,12 @@ def _stats_read(checkpoint: Path, topic: str) -> dict[int, int]:
     return {int(p): o for p, o in json.loads(lines[2]).get(topic, {}).items()}
 
 
-def _drained(consumer: Consumer, checkpoint: Path) -> bool:
+def _drained(consumer: Consumer, checkpoint: Path, insert_lag: Callable[[], dict]) -> bool:
     """The stats job read everything and the insert job wrote (and committed) all it made."""
     read = _stats_read(checkpoint, TOPIC_OBSERVATIONS)
     if any(read.get(p, 0) < end for p, end in _ends(consumer, TOPIC_OBSERVATIONS).items()):
         return False
-    ends = _ends(consumer, TOPIC_HOURLY_STATS)
-    done = consumer.committed([TopicPartition(TOPIC_HOURLY_STATS, p) for p in ends], timeout=10)
-    # a partition that received nothing has end 0 and no committed offset (-1001)
-    return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in done)
+    return insert_lag()["total"] == 0  # the dashboard's lag: None when Kafka cannot say
 
 
 def main() -> None:
@@ -119,20 +118,16 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         feeder_s = math.nan
-        kafka = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": "moaa-insert",
-                "enable.auto.commit": False,
-            }
-        )  # only to read the insert job's committed offsets, never subscribes
+        client = {"bootstrap.servers": settings.kafka_bootstrap}
+        kafka = Consumer({**client, "group.id": "moaa-bench"})  # end offsets only, no subscribe
+        insert_lag = kafka_lag(client, "moaa-insert", [TOPIC_HOURLY_STATS], timeout_s=10)
         checkpoint = Path(env["MOAA_CHECKPOINT_DIR"]) / "hourly_stats"
         stream_s = math.nan
         while time.monotonic() - started < args.timeout:
             if math.isnan(feeder_s) and feeder.poll() is not None:
                 assert feeder.returncode == 0, "the feeder failed"
                 feeder_s = time.monotonic() - started
-            if not math.isnan(feeder_s) and _drained(kafka, checkpoint):
+            if not math.isnan(feeder_s) and _drained(kafka, checkpoint, insert_lag):
                 stream_s = time.monotonic() - started
                 break
             time.sleep(0.2)
