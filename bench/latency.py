@@ -26,6 +26,7 @@ from pathlib import Path
 from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
 from pymongo import MongoClient
 
+from moaa.dashboard.scrape import parse_prometheus
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 
@@ -36,12 +37,12 @@ START = datetime(2013, 1, 1, tzinfo=UTC)
 
 def _mean(metrics: str, name: str) -> float:
     """Mean of a Prometheus histogram ``name`` in the text exposition ``metrics``."""
-    values = {}
-    for line in metrics.splitlines():
-        for suffix in ("_sum", "_count"):
-            if line.startswith(name + suffix + " "):
-                values[suffix] = float(line.split()[1])
-    return values["_sum"] / values["_count"] if values.get("_count") else float("nan")
+    samples = parse_prometheus(metrics)
+    total, count = (
+        sum(v for (n, _), v in samples.items() if n == name + suffix)
+        for suffix in ("_sum", "_count")
+    )
+    return total / count if count else float("nan")
 
 
 def _legs(settings) -> dict[str, float]:
