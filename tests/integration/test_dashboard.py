@@ -23,6 +23,7 @@ import pytest
 from pymongo import MongoClient
 
 from moaa.localstack.testing import free_ports
+from moaa.streaming.stats import StatsSettings
 
 from .conftest import Pipeline, wait_until
 
@@ -32,6 +33,7 @@ EWR, JFK = "72502014734", "74486094789"
 HOURS = 48
 LAST_HOUR = datetime(2013, 1, 1, tzinfo=UTC) + timedelta(hours=HOURS - 1)
 CHROMIUM = Path("/usr/bin/chromium")
+SUMMARY_TRIGGER_S = StatsSettings.model_fields["stats_summary_trigger_seconds"].default
 BASELINES = ("last_value", "same_hour_yesterday", "climatology")
 
 
@@ -155,16 +157,25 @@ def site(
             time.sleep(0.5)
         assert feeder.returncode == 0, pipe.log("feeder")
 
-        # Results arrive from several partitions in any order: wait for the last hour, then
-        # until nothing changes for a few seconds.
+        # Results arrive from several partitions in any order, and the summary query runs on
+        # its own (slower) trigger: wait until the last hour's two stations and its summary
+        # over both are stored, then until nothing changes for longer than one summary trigger.
         counts: list[tuple[int, int]] = []
+        quiet_polls = int(2 * SUMMARY_TRIGGER_S / 0.5) + 2
 
         def settled() -> bool:
             counts.append(
                 (db.hourly_stats.count_documents({}), db.hourly_summary.count_documents({}))
             )
-            last = db.hourly_stats.count_documents({"hour": LAST_HOUR}) == 2
-            return last and len(counts) > 8 and len(set(counts[-8:])) == 1
+            last = list(db.hourly_stats.find({"hour": LAST_HOUR}))
+            summary = db.hourly_summary.find_one({"hour": LAST_HOUR})
+            complete = (
+                len(last) == 2
+                and summary is not None
+                and summary["count"] == sum(d["count"] for d in last)
+            )
+            recent = counts[-quiet_polls:]
+            return complete and len(recent) == quiet_polls and len(set(recent)) == 1
 
         wait_until("the replayed stats to settle in FerretDB", settled, 180)
         forecast, skill_ewr, skill_all = _forecast_docs(LAST_HOUR)
