@@ -110,9 +110,6 @@ class ForecastSettings(KafkaSettings, SparkSettings):
     topic_forecast_skill: str = Field(
         TOPIC_FORECAST_SKILL, description="Forecast MAE and skill per station and overall."
     )
-    checkpoint_dir: Path = Field(
-        Path(".local/checkpoints"), description="Streaming checkpoints (a PVC in Kubernetes)."
-    )
     forecast_window_days: int = Field(
         60, description="Training window and climatology-baseline window (days of history)."
     )

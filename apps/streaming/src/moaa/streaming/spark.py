@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import Field
 from pyspark.sql import SparkSession
@@ -42,6 +43,11 @@ class SparkSettings(MoaaSettings):
         "every micro-batch, and per-hour state is small; 1 gave the lowest latency locally.",
     )
     spark_ui_port: int = Field(4040, description="Driver UI port (serves /metrics/prometheus).")
+    checkpoint_dir: Path = Field(
+        Path(".local/checkpoints"),
+        description="Streaming checkpoints and the forecast job's model store, one directory "
+        "per query or job (a PVC in Kubernetes).",
+    )
     spark_kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=0,

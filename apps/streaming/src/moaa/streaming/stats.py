@@ -93,9 +93,6 @@ class StatsSettings(KafkaSettings, SparkSettings):
     topic_hourly_summary: str = Field(
         TOPIC_HOURLY_SUMMARY, description="All-stations per hour results."
     )
-    checkpoint_dir: Path = Field(
-        Path(".local/checkpoints"), description="Streaming checkpoints (a PVC in Kubernetes)."
-    )
     stats_watermark: str = Field("2 hours", description="Event-time watermark of the stats job.")
     stats_max_offsets_per_trigger: int = Field(
         200_000, description="Upper bound of records read per micro-batch."
