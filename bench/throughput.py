@@ -44,6 +44,7 @@ from moaa.dashboard.scrape import kafka_lag
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
+from moaa.streaming.stats import checkpoint_location
 
 
 def batch(raw: Path) -> tuple[float, dict]:
@@ -121,7 +122,7 @@ def main() -> None:
         client = {"bootstrap.servers": settings.kafka_bootstrap}
         kafka = Consumer({**client, "group.id": "moaa-bench"})  # end offsets only, no subscribe
         insert_lag = kafka_lag(client, "moaa-insert", [TOPIC_HOURLY_STATS], timeout_s=10)
-        checkpoint = Path(env["MOAA_CHECKPOINT_DIR"]) / "hourly_stats"
+        checkpoint = checkpoint_location(Path(env["MOAA_CHECKPOINT_DIR"]), "hourly_stats")
         stream_s = math.nan
         while time.monotonic() - started < args.timeout:
             if math.isnan(feeder_s) and feeder.poll() is not None:

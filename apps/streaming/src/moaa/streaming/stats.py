@@ -18,7 +18,8 @@ are final. The feeder's redeliveries never count twice: the per-station query ag
 the *set* of each hour's readings (``obs_id`` with the values), the summary query
 de-duplicates on ``obs_id`` within the watermark (``dropDuplicatesWithinWatermark``).
 Emitted rows are upserts by key downstream, so a re-emitted batch after a restart is
-harmless. Checkpoints (``MOAA_CHECKPOINT_DIR``, a PVC in Kubernetes) carry offsets and state.
+harmless. Checkpoints (``MOAA_CHECKPOINT_DIR``, a PVC in Kubernetes) carry offsets and state,
+one directory per query and state layout (:data:`STATE_VERSIONS`).
 """
 
 from __future__ import annotations
@@ -201,6 +202,29 @@ def _to_kafka(df: DataFrame) -> DataFrame:
     return df.select(F.col("key"), F.to_json(F.struct(*value_columns)).alias("value"))
 
 
+# The layout version of each query's state. Spark cannot restore state written with another
+# layout (STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE at start), so a change to a query's
+# aggregation bumps its number: the query then keeps its checkpoint in a new directory and
+# re-reads the retained observations from the earliest offset, and the insert job's upserts
+# absorb the re-emitted results. Version 1 is the plain query name, as before versions existed.
+STATE_VERSIONS = {"hourly_stats": 2, "hourly_summary": 1}
+
+
+def checkpoint_location(checkpoint_dir: Path, query: str) -> Path:
+    """The checkpoint directory of ``query`` at its current state layout."""
+    version = STATE_VERSIONS[query]
+    return checkpoint_dir / (query if version == 1 else f"{query}.v{version}")
+
+
+def superseded_checkpoints(checkpoint_dir: Path, query: str) -> list[Path]:
+    """Checkpoints of ``query`` left by earlier state layouts (safe to delete)."""
+    older = [checkpoint_dir / query] + [
+        checkpoint_dir / f"{query}.v{v}" for v in range(2, STATE_VERSIONS[query])
+    ]
+    current = checkpoint_location(checkpoint_dir, query)
+    return [p for p in older if p != current and p.exists()]
+
+
 def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     """Start both named queries; return their handles."""
     source = (
@@ -236,8 +260,18 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
             .format("kafka")
             .options(**kafka_options(settings))
             .option("topic", topic)
-            .option("checkpointLocation", str(settings.checkpoint_dir / name))
+            .option("checkpointLocation", str(checkpoint_location(settings.checkpoint_dir, name)))
         )
+        for old in superseded_checkpoints(settings.checkpoint_dir, name):
+            log.warning(
+                "query %s: %s was written by an earlier state layout and is no longer read; "
+                "this version keeps its state in %s (re-reading the retained observations if "
+                "new). Delete the old directory to free its space.",
+                name,
+                old,
+                checkpoint_location(settings.checkpoint_dir, name),
+                extra={"query": name, "superseded_checkpoint": str(old)},
+            )
         if trigger_s:
             writer = writer.trigger(processingTime=f"{trigger_s} seconds")
         queries.append(writer.start())
