@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 STATIONS = {"72502014734", "74486094789"}
 DAY = 24
+COMPACT_FILES = 2  # every micro-batch appends one file per partition (3): compact each time
 
 
 class ForecastRun:
@@ -49,6 +50,8 @@ class ForecastRun:
             MOAA_FORECAST_CLIM_DAYS="2",
             MOAA_FORECAST_MIN_HISTORY_DAYS="2",
             MOAA_FORECAST_RETRAIN_EVERY_HOURS="24",
+            # compact the history store many times, across the crash too
+            MOAA_FORECAST_HISTORY_COMPACT_FILES=str(COMPACT_FILES),
         )
 
     def start_forecast(self) -> subprocess.Popen[bytes]:
@@ -115,6 +118,9 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
         (run.checkpoints / "forecast" / "models" / f"v{after[-1]}" / "metadata.json").read_text()
     )
     assert meta["version"] == after[-1] and meta["window_days"] == 3 and meta["rows"] > 0
+    assert "compacted the history" in pipeline.log("forecast")
+    history = run.checkpoints / "forecast" / "history"
+    assert len(list(history.glob("*.parquet"))) <= COMPACT_FILES + 3  # + one batch's files
     assert meta["features"] == list(FEATURES)  # the covariate anomalies included
     assert 0 < meta["train_mae_c"] < 10
 

@@ -6,7 +6,9 @@ handles each micro-batch in ``foreachBatch``:
 1. the batch's hourly means (temperature, and the dew point, sea-level pressure and wind
    speed means the features also use) are appended to the **history store** — Parquet under
    ``<checkpoint>/forecast/history`` (with batch id and offset, so the last value per
-   station and hour wins when it is read back on restart);
+   station and hour wins when it is read back on restart); once it holds more than
+   ``MOAA_FORECAST_HISTORY_COMPACT_FILES`` files it is rewritten as the hours a restart reads
+   (:func:`compact_history`);
 2. the event-time clock is the newest hour seen; an hour is **final** once the clock is
    ``MOAA_FORECAST_FINAL_LAG_HOURS`` past it (the stats watermark of 2 h + the hour itself);
 3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks every newly final hour:
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -59,7 +62,9 @@ __all__ = [
     "ForecastJob",
     "ForecastSettings",
     "command",
+    "compact_history",
     "read_history",
+    "recover_history",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,6 +137,13 @@ class ForecastSettings(KafkaSettings, SparkSettings):
     )
     forecast_metrics_port: int = Field(
         9303, description="Port of /metrics, /healthz, /readyz of the forecast job (0 = off)."
+    )
+    forecast_history_compact_files: int = Field(
+        200,
+        ge=1,
+        description="Rewrite the history store once it holds more than this many Parquet files "
+        "(each micro-batch appends one per Kafka partition), keeping only the hours a restart "
+        "reads back.",
     )
 
     def engine_config(self) -> EngineConfig:
@@ -235,6 +247,7 @@ class ForecastJob:
                 engine.model.version,
                 extra={"model": engine.model.metadata},
             )
+        recover_history(self.history_dir)
         if self.history_dir.exists() and any(self.history_dir.glob("*.parquet")):
             history = read_history(spark, self.history_dir)
             newest = history.agg(F.max("hour")).first()[0]
@@ -250,6 +263,7 @@ class ForecastJob:
                         row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row)
                     )
                 log.info("restored %d hourly means from %s", len(rows), self.history_dir)
+                self._compact_if_due(hour_index(newest))
         if self.state_path.exists():
             engine.load_state(json.loads(self.state_path.read_text()))
             log.info("restored state through %s", engine.last_final)
@@ -284,6 +298,7 @@ class ForecastJob:
         newest = engine.newest_hour()
         if newest is None:
             return
+        self._compact_if_due(newest)
         out = engine.advance(newest - self.settings.forecast_final_lag_hours)
         self._publish(out)
         self._save_state()
@@ -345,6 +360,23 @@ class ForecastJob:
             if entry["skill"] is not None:
                 SKILL.labels(lead).set(entry["skill"])
 
+    def _compact_if_due(self, newest: int) -> None:
+        """Compact the history once it holds more files than the setting allows, keeping the
+        hours :meth:`_restore` reads back (relative to the newest hour, which only grows)."""
+        files = sum(1 for _ in self.history_dir.glob("*.parquet"))
+        if files <= self.settings.forecast_history_compact_files or self.spark is None:
+            return
+        keep_from = hour_str(newest - self._engine().config.span_hours - LEADS)
+        started = time.perf_counter()
+        kept = compact_history(self.spark, self.history_dir, keep_from)
+        log.info(
+            "compacted the history: %d files → rows from %s on (%d)",
+            files,
+            keep_from,
+            kept,
+            extra={"duration_s": round(time.perf_counter() - started, 3)},
+        )
+
     def _save_state(self) -> None:
         state = self._engine().state()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -361,6 +393,49 @@ def read_history(spark: SparkSession, path: Path) -> DataFrame:
         if name not in history.columns:
             history = history.withColumn(name, F.lit(None).cast(DoubleType()))
     return history
+
+
+def _history_siblings(history_dir: Path) -> tuple[Path, Path]:
+    """Where a compaction writes the new history, and where the old one waits for deletion."""
+    return (
+        history_dir.with_name(history_dir.name + ".compacting"),
+        history_dir.with_name(history_dir.name + ".retired"),
+    )
+
+
+def compact_history(spark: SparkSession, history_dir: Path, keep_from: str) -> int:
+    """Rewrite the history as its rows of hours ``keep_from`` and later, in one file; return
+    how many rows it kept.
+
+    Every row of those hours is kept with its batch id, partition and offset, so the last
+    value per station and hour still wins on read. The new copy is written beside the history
+    and swapped in by two renames; :func:`recover_history` completes or undoes a swap that a
+    crash interrupted.
+    """
+    staging, retired = _history_siblings(history_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    kept = read_history(spark, history_dir).where(F.col("hour") >= keep_from).coalesce(1)
+    kept.write.parquet(str(staging))
+    rows = spark.read.parquet(str(staging)).count()
+    shutil.rmtree(retired, ignore_errors=True)
+    history_dir.rename(retired)
+    staging.rename(history_dir)
+    shutil.rmtree(retired)
+    return rows
+
+
+def recover_history(history_dir: Path) -> None:
+    """Finish or undo a compaction a crash interrupted (run before the history is read)."""
+    staging, retired = _history_siblings(history_dir)
+    if retired.exists():
+        if not history_dir.exists():
+            # Between the two renames: the new copy is complete (written before the first).
+            if (staging / "_SUCCESS").exists():
+                staging.rename(history_dir)
+            else:
+                retired.rename(history_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _meta(row: Any) -> dict[str, Any]:
