@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
 from moaa.streaming.forecast import compact_history, read_history, recover_history
@@ -50,52 +51,29 @@ def test_compaction_keeps_the_hours_a_restart_reads_and_the_last_value_wins(
     assert _last_values(spark, history)[("A", _hour(6))] == 6.0
 
 
-def _history(spark: SparkSession, path: Path, value: float) -> None:
-    _append(spark, path, [("A", _hour(0), value, 0, 0, 0)])
+# A crash at each point of a compaction, as the directories it leaves: a history value, or
+# "partial" (a copy being written, no _SUCCESS marker yet); then the value recovery keeps.
+CRASHES = {
+    "while writing the new copy": ({"history": 1.0, "history.compacting": "partial"}, 1.0),
+    "between the two renames": ({"history.retired": 1.0, "history.compacting": 2.0}, 2.0),
+    "after the swap": ({"history": 2.0, "history.retired": 1.0}, 2.0),
+    "with no complete copy beside the retired one": (
+        {"history.retired": 1.0, "history.compacting": "partial"},
+        1.0,
+    ),
+}
 
 
-def test_a_crash_between_the_renames_completes_the_swap(
-    spark: SparkSession, tmp_path: Path
+@pytest.mark.parametrize("left, kept", CRASHES.values(), ids=CRASHES.keys())
+def test_recovery_leaves_one_whole_history(
+    spark: SparkSession, tmp_path: Path, left: dict[str, float | str], kept: float
 ) -> None:
-    history, staging, retired = (
-        tmp_path / n for n in ("history", "history.compacting", "history.retired")
-    )
-    _history(spark, retired, 1.0)
-    _history(spark, staging, 2.0)  # written whole (Spark's _SUCCESS marker) before the renames
-    recover_history(history)
-    assert _last_values(spark, history) == {("A", _hour(0)): 2.0}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history"]
-
-
-def test_a_crash_while_writing_the_new_copy_keeps_the_old_history(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    history, staging = tmp_path / "history", tmp_path / "history.compacting"
-    _history(spark, history, 1.0)
-    staging.mkdir()
-    (staging / "part-00000.parquet").write_bytes(b"half a file")
-    recover_history(history)
-    assert _last_values(spark, history) == {("A", _hour(0)): 1.0}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history"]
-
-
-def test_a_crash_after_the_swap_drops_the_retired_copy(spark: SparkSession, tmp_path: Path) -> None:
-    history, retired = tmp_path / "history", tmp_path / "history.retired"
-    _history(spark, history, 2.0)
-    _history(spark, retired, 1.0)
-    recover_history(history)
-    assert _last_values(spark, history) == {("A", _hour(0)): 2.0}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history"]
-
-
-def test_an_incomplete_new_copy_with_no_history_restores_the_retired_one(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    history, staging, retired = (
-        tmp_path / n for n in ("history", "history.compacting", "history.retired")
-    )
-    _history(spark, retired, 1.0)
-    staging.mkdir()
-    recover_history(history)
-    assert _last_values(spark, history) == {("A", _hour(0)): 1.0}
+    for name, value in left.items():
+        if value == "partial":
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "part-00000.parquet").write_bytes(b"half a file")
+        else:
+            _append(spark, tmp_path / name, [("A", _hour(0), value, 0, 0, 0)])
+    recover_history(tmp_path / "history")
+    assert _last_values(spark, tmp_path / "history") == {("A", _hour(0)): kept}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history"]
