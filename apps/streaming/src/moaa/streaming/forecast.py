@@ -143,7 +143,8 @@ class ForecastSettings(KafkaSettings, SparkSettings):
         ge=1,
         description="Rewrite the history store once it holds more than this many Parquet files "
         "(each micro-batch appends one per Kafka partition), keeping only the hours a restart "
-        "reads back.",
+        "reads back. Older hours are deleted: a later, longer window or climatology setting "
+        "finds only the history kept under the shorter one (and what Kafka still holds).",
     )
 
     def engine_config(self) -> EngineConfig:
@@ -248,11 +249,13 @@ class ForecastJob:
                 extra={"model": engine.model.metadata},
             )
         recover_history(self.history_dir)
+        state = json.loads(self.state_path.read_text()) if self.state_path.exists() else None
         if self.history_dir.exists() and any(self.history_dir.glob("*.parquet")):
             history = read_history(spark, self.history_dir)
             newest = history.agg(F.max("hour")).first()[0]
             if newest is not None:
-                keep = hour_str(hour_index(newest) - engine.config.span_hours - LEADS)
+                keep_from = self._keep_from(hour_index(newest), (state or {}).get("last_final"))
+                keep = hour_str(keep_from)
                 rows = (
                     history.where(F.col("hour") >= keep)
                     .orderBy("batch_id", "partition", "offset")
@@ -263,9 +266,9 @@ class ForecastJob:
                         row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row)
                     )
                 log.info("restored %d hourly means from %s", len(rows), self.history_dir)
-                self._compact_if_due(hour_index(newest))
-        if self.state_path.exists():
-            engine.load_state(json.loads(self.state_path.read_text()))
+                self._compact_if_due(keep_from)
+        if state is not None:
+            engine.load_state(state)
             log.info("restored state through %s", engine.last_final)
         self._export_skill()
 
@@ -298,7 +301,7 @@ class ForecastJob:
         newest = engine.newest_hour()
         if newest is None:
             return
-        self._compact_if_due(newest)
+        self._compact_if_due(self._keep_from(newest, engine.last_final))
         out = engine.advance(newest - self.settings.forecast_final_lag_hours)
         self._publish(out)
         self._save_state()
@@ -360,19 +363,24 @@ class ForecastJob:
             if entry["skill"] is not None:
                 SKILL.labels(lead).set(entry["skill"])
 
-    def _compact_if_due(self, newest: int) -> None:
+    def _keep_from(self, newest: int, last_final: int | None) -> int:
+        """The oldest hour a restart needs: the engine walks on from the last final hour in
+        state.json (or the newest hour, if none), with its features' span behind it."""
+        anchor = newest if last_final is None else min(newest, last_final)
+        return anchor - self._engine().config.span_hours - LEADS
+
+    def _compact_if_due(self, keep_from: int) -> None:
         """Compact the history once it holds more files than the setting allows, keeping the
-        hours :meth:`_restore` reads back (relative to the newest hour, which only grows)."""
+        hours from ``keep_from`` on (what :meth:`_restore` reads back)."""
         files = sum(1 for _ in self.history_dir.glob("*.parquet"))
         if files <= self.settings.forecast_history_compact_files or self.spark is None:
             return
-        keep_from = hour_str(newest - self._engine().config.span_hours - LEADS)
         started = time.perf_counter()
-        kept = compact_history(self.spark, self.history_dir, keep_from)
+        kept = compact_history(self.spark, self.history_dir, hour_str(keep_from))
         log.info(
             "compacted the history: %d files → rows from %s on (%d)",
             files,
-            keep_from,
+            hour_str(keep_from),
             kept,
             extra={"duration_s": round(time.perf_counter() - started, 3)},
         )
@@ -420,7 +428,9 @@ def compact_history(spark: SparkSession, history_dir: Path, keep_from: str) -> i
     shutil.rmtree(retired, ignore_errors=True)
     history_dir.rename(retired)
     staging.rename(history_dir)
-    shutil.rmtree(retired)
+    # The swap is done: a copy left here (e.g. a busy file on a network volume) is removed by
+    # the next compaction or by recover_history on start.
+    shutil.rmtree(retired, ignore_errors=True)
     return rows
 
 

@@ -264,9 +264,9 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
         )
         for old in superseded_checkpoints(settings.checkpoint_dir, name):
             log.warning(
-                "query %s: %s was written by an earlier state layout and is no longer read; "
-                "this version keeps its state in %s (re-reading the retained observations if "
-                "new). Delete the old directory to free its space.",
+                "query %s: %s is the checkpoint of an earlier state layout and is not read by "
+                "this version, which keeps its state in %s (re-reading the retained "
+                "observations when that is new). Delete the old directory to free its space.",
                 name,
                 old,
                 checkpoint_location(settings.checkpoint_dir, name),
