@@ -16,81 +16,81 @@ import duckdb
 
 __all__ = ["hourly_counts", "hourly_covariates", "hourly_temperature_stats"]
 
-_SOURCE = """
+# Quality codes that blank a field (README "ISD parsing").
+_FLAGGED = "('2', '3', '6', '7')"
+
+
+def _source(*extra: str) -> str:
+    """The observations as rows of raw fields; ``extra`` adds columns (SQL expressions)."""
+    columns = "".join(f",\n           {e}" for e in extra)
+    return f"""
     SELECT "STATION" AS station_id,
            date_trunc('hour', strptime("DATE", '%Y-%m-%dT%H:%M:%S'))::TIMESTAMPTZ AS hour,
            trim("REPORT_TYPE") AS report_type,
            split_part("TMP", ',', 1) AS tmp_raw,
-           split_part("TMP", ',', 2) AS tmp_quality
+           split_part("TMP", ',', 2) AS tmp_quality{columns}
     FROM read_csv(?, all_varchar = true, header = true, union_by_name = true)
-"""
-_VALID_ROW = "report_type NOT IN ('SOD', 'SOM') AND tmp_quality NOT IN ('2', '3', '6', '7')"
+"""  # noqa: S608 - constant SQL
+
+
+_SOURCE = _source()
+_VALID_ROW = f"report_type NOT IN ('SOD', 'SOM') AND tmp_quality NOT IN {_FLAGGED}"
 
 
 def _files(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.name.endswith((".csv", ".csv.gz")))
 
 
-def hourly_counts(folder: Path) -> dict[datetime, int]:
-    """Accepted rows per UTC hour over every CSV in ``folder``."""
+def _rows(sql: str, folder: Path) -> list[tuple]:
+    """Run ``sql`` (one ``?``: the folder's CSV files) in a fresh DuckDB, in UTC."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        rows = con.execute(
-            f"SELECT hour, count(*) FROM ({_SOURCE}) WHERE {_VALID_ROW} GROUP BY hour",  # noqa: S608 - constant SQL
-            [_files(folder)],
-        ).fetchall()
+        return con.execute(sql, [_files(folder)]).fetchall()
     finally:
         con.close()
-    return dict(rows)
+
+
+def hourly_counts(folder: Path) -> dict[datetime, int]:
+    """Accepted rows per UTC hour over every CSV in ``folder``."""
+    sql = f"SELECT hour, count(*) FROM ({_SOURCE}) WHERE {_VALID_ROW} GROUP BY hour"  # noqa: S608 - constant SQL
+    return dict(_rows(sql, folder))
 
 
 def hourly_temperature_stats(
     folder: Path,
 ) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
     """``(station, hour) → (min, max, mean, count)`` of valid temperatures in °C."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.execute(
-            f"""
-            SELECT station_id, hour, min(t), max(t), avg(t), count(*)
-            FROM (SELECT station_id, hour, CAST(tmp_raw AS INTEGER) / 10.0 AS t
-                  FROM ({_SOURCE}) WHERE {_VALID_ROW} AND tmp_raw <> '+9999')
-            GROUP BY station_id, hour
-            """,  # noqa: S608 - constant SQL
-            [_files(folder)],
-        ).fetchall()
-    finally:
-        con.close()
+    rows = _rows(
+        f"""
+        SELECT station_id, hour, min(t), max(t), avg(t), count(*)
+        FROM (SELECT station_id, hour, CAST(tmp_raw AS INTEGER) / 10.0 AS t
+              FROM ({_SOURCE}) WHERE {_VALID_ROW} AND tmp_raw <> '+9999')
+        GROUP BY station_id, hour
+        """,  # noqa: S608 - constant SQL
+        folder,
+    )
     return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
 
 
-# Per-field rules (README "ISD parsing"): a missing sentinel or a flagged quality code blanks
-# the field only. DEW is "±TTTT,Q", SLP "PPPPP,Q" (tenths of hPa), WND "ddd,q,t,ssss,q".
-_COVARIATE_SOURCE = """
-    SELECT "STATION" AS station_id,
-           date_trunc('hour', strptime("DATE", '%Y-%m-%dT%H:%M:%S'))::TIMESTAMPTZ AS hour,
-           trim("REPORT_TYPE") AS report_type,
-           split_part("TMP", ',', 1) AS tmp_raw,
-           split_part("TMP", ',', 2) AS tmp_quality,
-           CASE WHEN regexp_full_match(split_part("DEW", ',', 1), '[+-][0-9]{4}')
-                 AND split_part("DEW", ',', 1) <> '+9999'
-                 AND split_part("DEW", ',', 2) NOT IN ('2', '3', '6', '7')
-                 AND len(string_split("DEW", ',')) = 2
-                THEN CAST(split_part("DEW", ',', 1) AS INTEGER) / 10.0 END AS dew,
-           CASE WHEN regexp_full_match(split_part("SLP", ',', 1), '[0-9]+')
-                 AND split_part("SLP", ',', 1) <> '99999'
-                 AND split_part("SLP", ',', 2) NOT IN ('2', '3', '6', '7')
-                 AND len(string_split("SLP", ',')) = 2
-                THEN CAST(split_part("SLP", ',', 1) AS INTEGER) / 10.0 END AS slp,
-           CASE WHEN regexp_full_match(split_part("WND", ',', 4), '[0-9]+')
-                 AND split_part("WND", ',', 4) <> '9999'
-                 AND split_part("WND", ',', 5) NOT IN ('2', '3', '6', '7')
-                 AND len(string_split("WND", ',')) = 5
-                THEN CAST(split_part("WND", ',', 4) AS INTEGER) / 10.0 END AS wind
-    FROM read_csv(?, all_varchar = true, header = true, union_by_name = true)
-"""
+def _measure(column: str, part: int, parts: int, digits: str, missing: str) -> str:
+    """One numeric part of an ISD field, in tenths, as units; NULL unless the field has its
+    ``parts`` parts, the part matches ``digits`` and is not the ``missing`` sentinel, and
+    the quality code after it is not flagged (a bad field blanks only itself)."""
+    value = f"split_part(\"{column}\", ',', {part})"
+    return f"""CASE WHEN regexp_full_match({value}, '{digits}')
+                 AND {value} <> '{missing}'
+                 AND split_part("{column}", ',', {part + 1}) NOT IN {_FLAGGED}
+                 AND len(string_split("{column}", ',')) = {parts}
+                THEN CAST({value} AS INTEGER) / 10.0 END"""
+
+
+# DEW is "±TTTT,Q", SLP "PPPPP,Q" (tenths of hPa), WND "ddd,q,t,ssss,q".
+_COVARIATE_SOURCE = _source(
+    _measure("DEW", 1, 2, "[+-][0-9]{4}", "+9999") + " AS dew",
+    _measure("SLP", 1, 2, "[0-9]+", "99999") + " AS slp",
+    _measure("WND", 4, 5, "[0-9]+", "9999") + " AS wind",
+)
 
 
 def hourly_covariates(
@@ -99,18 +99,13 @@ def hourly_covariates(
     """``(station, hour) → (mean dew point °C, mean sea-level pressure hPa, mean wind speed
     m/s)`` over the observations that count for the temperature statistics (the same keys
     as :func:`hourly_temperature_stats`); None where no such observation carried the field."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.execute(
-            f"""
-            SELECT station_id, hour, avg(dew), avg(slp), avg(wind)
-            FROM ({_COVARIATE_SOURCE})
-            WHERE {_VALID_ROW} AND tmp_raw <> '+9999'
-            GROUP BY station_id, hour
-            """,  # noqa: S608 - constant SQL
-            [_files(folder)],
-        ).fetchall()
-    finally:
-        con.close()
+    rows = _rows(
+        f"""
+        SELECT station_id, hour, avg(dew), avg(slp), avg(wind)
+        FROM ({_COVARIATE_SOURCE})
+        WHERE {_VALID_ROW} AND tmp_raw <> '+9999'
+        GROUP BY station_id, hour
+        """,  # noqa: S608 - constant SQL
+        folder,
+    )
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
