@@ -160,8 +160,11 @@ def _nz(v: float) -> float:
     return 0.0 if math.isnan(v) else v
 
 
-def _anomaly(series: np.ndarray, days: int) -> float:
-    """The latest value (at most ``MAX_GAP_HOURS`` old) − the mean of the last ``days`` days."""
+def _anomaly(series: np.ndarray | None, days: int) -> float:
+    """The latest value (at most ``MAX_GAP_HOURS`` old) − the mean of the last ``days`` days;
+    NaN for a missing or empty series."""
+    if series is None or not len(series):
+        return math.nan
     now = last_value(series)
     window = series[-days * 24 :]
     if now is None or not np.any(~np.isnan(window)):
@@ -175,15 +178,11 @@ def _covariate_anomalies(
     """``dpd_anomaly``, ``slp_anomaly``, ``wind_anomaly`` (NaN where the input is missing)."""
     covariates = covariates or {}
     dew, slp, wind = (covariates.get(name) for name in COVARIATES)
-    dpd = math.nan
-    if dew is not None and len(dew):
-        n = min(len(dew), len(past))
-        dpd = _anomaly(past[len(past) - n :] - dew[len(dew) - n :], days)
-    return [
-        dpd,
-        math.nan if slp is None or not len(slp) else _anomaly(slp, days),
-        math.nan if wind is None or not len(wind) else _anomaly(wind, days),
-    ]
+    dpd = None
+    if dew is not None:
+        n = min(len(dew), len(past))  # both end at the issue hour
+        dpd = past[len(past) - n :] - dew[len(dew) - n :]
+    return [_anomaly(dpd, days), _anomaly(slp, days), _anomaly(wind, days)]
 
 
 def issue_features(
