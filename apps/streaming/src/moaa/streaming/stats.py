@@ -253,6 +253,7 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
             settings.stats_summary_trigger_seconds,
         ),
     ):
+        location = checkpoint_location(settings.checkpoint_dir, name)
         writer = (
             _to_kafka(frame)
             .writeStream.queryName(name)
@@ -260,7 +261,7 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
             .format("kafka")
             .options(**kafka_options(settings))
             .option("topic", topic)
-            .option("checkpointLocation", str(checkpoint_location(settings.checkpoint_dir, name)))
+            .option("checkpointLocation", str(location))
         )
         for old in superseded_checkpoints(settings.checkpoint_dir, name):
             log.warning(
@@ -269,7 +270,7 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
                 "observations when that is new). Delete the old directory to free its space.",
                 name,
                 old,
-                checkpoint_location(settings.checkpoint_dir, name),
+                location,
                 extra={"query": name, "superseded_checkpoint": str(old)},
             )
         if trigger_s:
