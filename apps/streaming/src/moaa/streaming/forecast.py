@@ -261,10 +261,7 @@ class ForecastJob:
                     .orderBy("batch_id", "partition", "offset")
                     .collect()
                 )
-                for row in rows:
-                    engine.observe(
-                        row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row)
-                    )
+                _observe(engine, rows)
                 log.info("restored %d hourly means from %s", len(rows), self.history_dir)
                 self._compact_if_due(keep_from)
         if state is not None:
@@ -296,8 +293,7 @@ class ForecastJob:
         if not rows:
             return
         parsed.write.mode("append").parquet(str(self.history_dir))
-        for row in rows:
-            engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row))
+        _observe(engine, rows)
         newest = engine.newest_hour()
         if newest is None:
             return
@@ -375,12 +371,12 @@ class ForecastJob:
         files = sum(1 for _ in self.history_dir.glob("*.parquet"))
         if files <= self.settings.forecast_history_compact_files or self.spark is None:
             return
-        started = time.perf_counter()
-        kept = compact_history(self.spark, self.history_dir, hour_str(keep_from))
+        started, first_hour = time.perf_counter(), hour_str(keep_from)
+        kept = compact_history(self.spark, self.history_dir, first_hour)
         log.info(
             "compacted the history: %d files → rows from %s on (%d)",
             files,
-            hour_str(keep_from),
+            first_hour,
             kept,
             extra={"duration_s": round(time.perf_counter() - started, 3)},
         )
@@ -424,7 +420,7 @@ def compact_history(spark: SparkSession, history_dir: Path, keep_from: str) -> i
     shutil.rmtree(staging, ignore_errors=True)
     kept = read_history(spark, history_dir).where(F.col("hour") >= keep_from).coalesce(1)
     kept.write.parquet(str(staging))
-    rows = spark.read.parquet(str(staging)).count()
+    rows = spark.read.parquet(str(staging)).count()  # and the new copy reads back whole
     shutil.rmtree(retired, ignore_errors=True)
     history_dir.rename(retired)
     staging.rename(history_dir)
@@ -446,6 +442,12 @@ def recover_history(history_dir: Path) -> None:
                 retired.rename(history_dir)
         shutil.rmtree(retired, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _observe(engine: ForecastEngine, rows: list[Any]) -> None:
+    """Hand history rows (hourly-stats fields) to the engine, in the order given."""
+    for row in rows:
+        engine.observe(row.station_id, hour_index(row.hour), row.mean_c, _meta(row), _covs(row))
 
 
 def _meta(row: Any) -> dict[str, Any]:
