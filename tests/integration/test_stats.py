@@ -68,28 +68,38 @@ def _wait_for_documents(
 
 
 def _settled(
-    pipe: Pipeline, truth: dict[str, tuple[float, float, float, int]], timeout_s: float = 120
+    pipe: Pipeline,
+    truth: dict[str, tuple[float, float, float, int]],
+    timeout_s: float = 120,
+    collection: str = "hourly_stats",
+    count_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Wait until the stored documents equal the truth (updates may still be arriving)."""
+    summary = collection == "hourly_summary"
     deadline = time.monotonic() + timeout_s
     while True:
-        docs = _wait_for_documents(pipe, "hourly_stats", len(truth), timeout_s)
-        if _mismatches(docs, truth) == [] or time.monotonic() > deadline:
+        docs = _wait_for_documents(pipe, collection, len(truth), count_timeout_s or timeout_s)
+        if _mismatches(docs, truth, summary) == [] or time.monotonic() > deadline:
             return docs
         time.sleep(2)
 
 
 def _mismatches(
-    docs: list[dict[str, Any]], truth: dict[str, tuple[float, float, float, int]]
+    docs: list[dict[str, Any]],
+    truth: dict[str, tuple[float, float, float, int]],
+    summary: bool = False,
 ) -> list[str]:
+    """Differences from the truth; a ``summary`` document also counts 1 or 2 stations."""
     stored = {d["_id"]: d for d in docs}
     problems = [f"missing {k}" for k in truth.keys() - stored.keys()]
     problems += [f"unexpected {k}" for k in stored.keys() - truth.keys()]
     for key in truth.keys() & stored.keys():
         lo, hi, mean, count = truth[key]
         doc = stored[key]
-        if (doc["min_c"], doc["max_c"], doc["count"]) != (lo, hi, count) or not math.isclose(
-            doc["mean_c"], mean, rel_tol=0, abs_tol=1e-9
+        if (
+            (doc["min_c"], doc["max_c"], doc["count"]) != (lo, hi, count)
+            or not math.isclose(doc["mean_c"], mean, rel_tol=0, abs_tol=1e-9)
+            or (summary and doc["stations"] not in (1, 2))
         ):
             problems.append(
                 f"{key}: stored {doc['min_c'], doc['max_c'], doc['mean_c'], doc['count']} != truth {truth[key]}"
@@ -97,36 +107,12 @@ def _mismatches(
     return problems
 
 
-def _summary_mismatches(
-    docs: list[dict[str, Any]], expected: dict[str, tuple[float, float, float, int]]
-) -> list[str]:
-    stored = {d["_id"]: d for d in docs}
-    problems = [f"missing {k}" for k in expected.keys() - stored.keys()]
-    problems += [f"unexpected {k}" for k in stored.keys() - expected.keys()]
-    for hour in expected.keys() & stored.keys():
-        lo, hi, mean, count = expected[hour]
-        doc = stored[hour]
-        if (
-            (doc["min_c"], doc["max_c"], doc["count"]) != (lo, hi, count)
-            or not math.isclose(doc["mean_c"], mean, abs_tol=1e-9)
-            or doc["stations"] not in (1, 2)
-        ):
-            problems.append(f"{hour}: stored {doc} != truth {expected[hour]}")
-    return problems
-
-
 def _check_summary(pipe: Pipeline, truth: dict[str, tuple[float, float, float, int]]) -> None:
     """The summary query runs on its own trigger, so its last hours may still be updating when
     the per-station documents have settled: wait for them to equal the truth too."""
     expected = _summary_truth(truth)
-    deadline = time.monotonic() + 120
-    while True:
-        docs = _wait_for_documents(pipe, "hourly_summary", len(expected))
-        problems = _summary_mismatches(docs, expected)
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert problems == [], pipe.log("stats")[-3000:]
+    docs = _settled(pipe, expected, collection="hourly_summary", count_timeout_s=240)
+    assert _mismatches(docs, expected, summary=True) == [], pipe.log("stats")[-3000:]
 
 
 def _check_covariates(docs: list[dict[str, Any]], sample_dir: Path) -> None:
