@@ -1,19 +1,21 @@
 """The Spark ML model, its store and the engine's walk, on a local SparkSession and small
 hand-made series (no Kafka). ``spark`` is the test session's shared SparkSession."""
 
+
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
-from moaa.streaming.forecast import read_history
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
 from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, hour_index, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
+from moaa.streaming.forecast_store import INCOMING_SCHEMA
 
 START = hour_index("2013-01-01T00:00:00Z")
 
@@ -94,121 +96,222 @@ def test_model_store_versions_and_reload(spark: SparkSession, tmp_path: Path) ->
     reloaded, original = predict(latest.model, frame), predict(model, frame)
     assert [r[:3] for r in reloaded] == [r[:3] for r in original]
     assert [r[3] for r in reloaded] == pytest.approx([r[3] for r in original])
+    # a restart after a step that a crash interrupted: models trained after it are dropped
+    store.discard_trained_after(1)
+    assert store.versions() == [1]
+
+
+CONFIG = EngineConfig(window_days=3, clim_days=2, retrain_every_hours=24, min_history_days=2)
+
+
+class Collect:
+    """A sink that keeps the published documents (small runs only)."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict] = []
+        self.skills: dict[str, dict] = {}
+
+    def forecasts(self, docs: DataFrame) -> None:
+        self.docs += [json.loads(r.value) for r in docs.collect()]
+
+    def skill(self, docs: DataFrame) -> None:
+        self.skills |= {r.key: json.loads(r.value) for r in docs.collect()}
+
+
+def _engine(
+    spark: SparkSession, root: Path, config: EngineConfig = CONFIG
+) -> tuple[ForecastEngine, Collect]:
+    collect = Collect()
+    return ForecastEngine(spark, config, root, collect), collect
+
+
+def _ingest(
+    engine: ForecastEngine,
+    data: dict[str, dict[int, float]],
+    hours: range,
+    covariates: dict[str, dict[int, dict[str, float | None]]] | None = None,
+    batch: int = 0,
+) -> None:
+    rows = []
+    for hour in hours:
+        for station, values in data.items():
+            if hour in values:
+                covs = (covariates or {}).get(station, {}).get(hour) or {}
+                rows.append(
+                    (station, station, values[hour], *(covs.get(c) for c in COVARIATES), batch, 0,
+                     len(rows), hour)
+                )  # fmt: skip
+    engine.ingest(engine.spark.createDataFrame(rows, INCOMING_SCHEMA))
 
 
 def _walk(
     spark: SparkSession,
-    store: Path,
+    root: Path,
     data: dict[str, dict[int, float]],
     until: int,
     step: int = 6,
     covariates: dict[str, dict[int, dict[str, float | None]]] | None = None,
-) -> tuple[ForecastEngine, list]:
+    config: EngineConfig = CONFIG,
+):
     """Feed ``data`` in time order up to ``until``, advancing like the job (final lag 3 h)."""
-    config = EngineConfig(window_days=3, clim_days=2, retrain_every_hours=24, min_history_days=2)
-    engine = ForecastEngine(spark, config, ModelStore(store))
-    outputs = []
-    covariates = covariates or {}
-    for start in range(START, until + 1, step):
-        for hour in range(start, min(start + step, until + 1)):
-            for station, values in data.items():
-                if hour in values:
-                    covs = covariates.get(station, {}).get(hour)
-                    engine.observe(station, hour, values[hour], {"name": station}, covs)
-        outputs.append(engine.advance(min(start + step - 1, until) - 3))
-    return engine, outputs
+    engine, collect = _engine(spark, root, config)
+    trained = []
+    for batch, start in enumerate(range(START, until + 1, step)):
+        _ingest(engine, data, range(start, min(start + step, until + 1)), covariates, batch)
+        for result in engine.advance(min(start + step - 1, until) - 3):
+            trained += [m.version for m in result.trained]
+    return engine, collect, trained
+
+
+def _by_key(docs: list[dict]) -> dict[tuple[str, str], list[float]]:
+    return {(d["station_id"], d["issued_at"]): [p["value"] for p in d["points"]] for d in docs}
 
 
 def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path: Path) -> None:
     data = {"A": _series(5, 1), "B": _series(5, 2, offset=3)}
     del data["B"][START + 80]  # a gap
     covariates = {"A": _covariates(data["A"], 1)}  # B reports temperature only
-    engine, outputs = _walk(
-        spark, tmp_path / "models", data, START + 5 * 24 - 1, covariates=covariates
+    engine, collect, trained = _walk(
+        spark, tmp_path / "f", data, START + 5 * 24 - 1, covariates=covariates
     )
-    forecasts = [f for out in outputs for f in out.forecasts]
-    trained = [m.version for out in outputs for m in out.trained]
+    forecasts = collect.docs
     assert trained == [1, 2, 3]  # days 2, 3 and 4 (event time)
     first_issue = min(hour_index(f["issued_at"]) for f in forecasts)
     assert first_issue == START + 48  # nothing before the first model
     for doc in forecasts:
         issued = hour_index(doc["issued_at"])
         assert doc["schema"] == "forecast.v1" and doc["station_id"] in ("A", "B")
+        assert doc["name"] == doc["station_id"]
         assert [p["lead"] for p in doc["points"]] == list(range(1, 25))
         assert [hour_index(p["target_hour"]) for p in doc["points"]] == [
             issued + lead for lead in range(1, 25)
         ]
         assert all(math.isfinite(p["value"]) for p in doc["points"])
     last = START + 5 * 24 - 4
+    assert engine.state.last_final == last
     assert {f["station_id"] for f in forecasts if hour_index(f["issued_at"]) == last} == {"A", "B"}
+    # one forecast per station and issue hour, from the first model on
+    assert len(_by_key(forecasts)) == len(forecasts) == 2 * (last - first_issue + 1)
     # A's covariates reach its features; B, without any, gets 0 anomalies ("as usual")
-    anomalies = [FEATURES.index(n) for n in ("dpd_anomaly", "slp_anomaly", "wind_anomaly")]
-    row_a, row_b = engine._row("A", last), engine._row("B", last)
-    assert row_a is not None and row_b is not None
-    assert np.all(row_a[1][:, anomalies] != 0) and np.all(row_b[1][:, anomalies] == 0)
+    rows = engine.store.candidates.read_hours([last]).where("lead = 1").collect()
+    by_station = {r.station_id: r for r in rows}
+    for name in ("dpd_anomaly", "slp_anomaly", "wind_anomaly"):
+        assert by_station["A"][f"f_{name}"] != 0 and by_station["B"][f"f_{name}"] == 0, name
     assert max(f["model_version"] for f in forecasts) == 3
-    skill = engine.skill.document("ALL", engine.last_final or 0, 3)
+    skill = collect.skills["ALL"]
     assert skill["leads"][0]["n"] > 40 and skill["leads"][23]["n"] > 0
     assert all(v is not None for v in skill["leads"][0]["mae"].values())
+    assert {"A", "B"} <= collect.skills.keys()
+    assert skill["leads"][0]["n"] == sum(collect.skills[s]["leads"][0]["n"] for s in "AB")
 
-    # restart: the latest model is loaded and the state carries on
-    again = ForecastEngine(spark, engine.config, ModelStore(tmp_path / "models"))
-    again.load_state(engine.state())
+    # restart: the latest model and the state are loaded, nothing is redone
+    again, _ = _engine(spark, tmp_path / "f")
     assert again.model is not None and again.model.version == 3
-    assert again.last_final == engine.last_final
-    assert again.skill.document("ALL", 0, 3) == engine.skill.document("ALL", 0, 3)
-    assert again.pending.keys() == engine.pending.keys()
+    assert again.state == engine.state
+    assert list(again.advance(last)) == []
+
+
+def test_a_backlog_in_bulk_gives_what_hour_by_hour_gives(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Catching up many final hours in one step (or steps of any size) issues the same
+    forecasts, trains the same models and scores the same skill as one hour at a time."""
+    data = {"A": _series(4, 4), "B": _series(4, 5, offset=-2)}
+    covariates = {"A": _covariates(data["A"], 4), "B": _covariates(data["B"], 5)}
+    until = START + 4 * 24 - 1
+    _, hourly, hourly_models = _walk(spark, tmp_path / "h", data, until, 4, covariates)
+    bulk_config = EngineConfig(**{**CONFIG.__dict__, "max_step_hours": 30})
+    engine, bulk = _engine(spark, tmp_path / "b", bulk_config)
+    _ingest(engine, data, range(START, until + 1), covariates)
+    steps = list(engine.advance(until - 3))
+    # steps of at most 30 hours, each ending at a retrain hour (48 and 72 hours in)
+    assert [(s.first - START, s.last - START) for s in steps] == [
+        (0, 29),
+        (30, 48),
+        (49, 72),
+        (73, 92),
+    ]
+    assert [m.version for s in steps for m in s.trained] == hourly_models == [1, 2]
+    expected, got = _by_key(hourly.docs), _by_key(bulk.docs)
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values, abs=1e-3), key
+    assert bulk.skills["ALL"]["overall"]["n"] == hourly.skills["ALL"]["overall"]["n"] > 0
+    for lead in (0, 11, 23):
+        want = hourly.skills["ALL"]["leads"][lead]["mae"]
+        assert bulk.skills["ALL"]["leads"][lead]["mae"] == pytest.approx(want, abs=1e-5)
 
 
 def test_engine_forecasts_do_not_see_the_future(spark: SparkSession, tmp_path: Path) -> None:
     """The same forecasts whether or not later hours were observed (and perturbed), the
     covariates' later hours included."""
     data = {"A": _series(5, 3)}
-    covs = _covariates(data["A"], 3)
+    covs = {"A": _covariates(data["A"], 3)}
     until = START + 3 * 24 + 5
-    plain, plain_out = _walk(
-        spark, tmp_path / "a", {"A": dict(data["A"])}, until, covariates={"A": covs}
-    )
+    plain, plain_out, _ = _walk(spark, tmp_path / "a", {"A": dict(data["A"])}, until, 6, covs)
     assert plain.model is not None and plain.model.metadata["features"] == list(FEATURES)
     rng = np.random.default_rng(9)
     future = {h: v + (rng.normal(0, 30) if h > until - 3 else 0) for h, v in data["A"].items()}
     shifted = {
         h: {k: v if v is None else v + rng.normal(0, 30) for k, v in c.items()}
-        for h, c in covs.items()
+        for h, c in covs["A"].items()
     }
-    future_covs = {h: shifted[h] if h > until - 3 else c for h, c in covs.items()}
-    config = plain.config
-    engine = ForecastEngine(spark, config, ModelStore(tmp_path / "b"))
-    for hour, value in future.items():  # everything, the perturbed future included, up front
-        engine.observe("A", hour, value, {"name": "A"}, future_covs[hour])
-    out = engine.advance(until - 3)
-    expected = [f for o in plain_out for f in o.forecasts]
-    assert len(out.forecasts) == len(expected) > 0
-    for got, want in zip(out.forecasts, expected, strict=True):
-        assert got["issued_at"] == want["issued_at"]
-        assert [p["value"] for p in got["points"]] == pytest.approx(
-            [p["value"] for p in want["points"]], abs=1e-3
-        )
+    future_covs = {h: shifted[h] if h > until - 3 else c for h, c in covs["A"].items()}
+    engine, out = _engine(spark, tmp_path / "b")
+    # everything, the perturbed future included, up front
+    _ingest(engine, {"A": future}, range(START, START + 5 * 24), {"A": future_covs})
+    list(engine.advance(until - 3))
+    expected = _by_key(plain_out.docs)
+    got = _by_key(out.docs)
+    assert got.keys() == expected.keys() and got
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values, abs=1e-3), key
 
 
-def test_history_written_before_the_covariates_reads_back_with_nulls(
+def test_a_step_interrupted_by_a_crash_is_done_again_the_same_way(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    """The job's history Parquet across the upgrade: old files lack the covariate columns."""
-    path = tmp_path / "history"
-    spark.createDataFrame(
-        [("A", "2013-01-01T00:00:00Z", 1.0, 0, 1)],
-        "station_id string, hour string, mean_c double, batch_id long, offset long",
-    ).write.mode("append").parquet(str(path))
-    only_old = read_history(spark, path).collect()
-    assert [[r[name] for name in COVARIATES] for r in only_old] == [[None, None, None]]
-    spark.createDataFrame(
-        [("A", "2013-01-01T01:00:00Z", 2.0, 1, 2, -1.5, 1012.5, 3.0)],
-        "station_id string, hour string, mean_c double, batch_id long, offset long, "
-        + ", ".join(f"{name} double" for name in COVARIATES),
-    ).write.mode("append").parquet(str(path))
-    rows = {r.hour: [r[name] for name in COVARIATES] for r in read_history(spark, path).collect()}
-    assert rows == {
-        "2013-01-01T00:00:00Z": [None, None, None],
-        "2013-01-01T01:00:00Z": [-1.5, 1012.5, 3.0],
-    }
+    """What a crashed step wrote (tables, training set, a model) is dropped on restart and the
+    step is done again: the result is the run without the crash."""
+    data = {"A": _series(4, 6), "B": _series(4, 7, offset=1)}
+    until = START + 4 * 24 - 1
+    _, clean, _ = _walk(spark, tmp_path / "clean", data, until, 12)
+
+    root = tmp_path / "crashed"
+    engine, first = _engine(spark, root)
+    _ingest(engine, data, range(START, START + 60))
+    list(engine.advance(START + 50))
+    committed = engine.state.last_final
+    # the next step runs whole (a model trained, tables written) but state.json is not saved
+    saved = engine.state.save
+    engine.state.save = lambda _path: None  # type: ignore[method-assign]
+    _ingest(engine, data, range(START + 60, until + 1), batch=1)
+    interrupted = list(engine.advance(START + 75))
+    assert any(step.trained for step in interrupted)
+    written = engine.models.versions()
+    engine.state.save = saved  # type: ignore[method-assign]
+
+    again, after = _engine(spark, root)
+    assert again.state.last_final == committed
+    assert again.models.versions() == written[:-1]  # the model of the lost step is gone
+    list(again.advance(until - 3))
+    expected = _by_key(clean.docs)
+    got = _by_key(first.docs) | _by_key(after.docs)
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values, abs=1e-3), key
+    assert after.skills["ALL"]["overall"] == clean.skills["ALL"]["overall"]
+
+
+def test_late_means_for_final_hours_are_ignored(spark: SparkSession, tmp_path: Path) -> None:
+    engine, _ = _engine(spark, tmp_path / "f")
+    data = {"A": _series(1, 8)}
+    _ingest(engine, data, range(START, START + 24))
+    list(engine.advance(START + 20))
+    late = engine.spark.createDataFrame(
+        [("A", "A", 99.0, None, None, None, 1, 0, 0, START + 5)], INCOMING_SCHEMA
+    )
+    info = engine.ingest(late)
+    assert (info.rows, info.late) == (1, 1)
+    row = engine.store.hours.read_hours([START + 5]).collect()[0]
+    assert row.x == data["A"][START + 5]

@@ -1,55 +1,128 @@
-"""The forecast engine: event-time walk over final hours — verify, retrain, issue.
+"""The forecast engine: an event-time walk over final hours, as distributed Spark work.
 
 The same engine runs inside the streaming job (``moaa forecast``, fed from Kafka) and in the
-walk-forward benchmark (``bench/forecast_skill.py``, fed from the DuckDB ground truth), so
-the published skill table measures exactly the job's code.
+walk-forward benchmark (``bench/forecast_skill.py``), so the published skill table measures
+exactly the job's code. Everything that grows with stations × hours lives in the tables of
+:mod:`moaa.streaming.forecast_store` and is computed by Spark; the driver holds a few numbers
+(:class:`~moaa.streaming.forecast_store.EngineState`), the latest model and the error sums of
+``ALL`` (24 leads × 4 predictors).
 
-For every hour ``h`` that became final, in order:
+:meth:`ForecastEngine.advance` processes the hours that became final in **steps** of up to
+``max_step_hours`` (a backlog after a restart or at a fast tick is caught up in bulk, not one
+Spark job per hour). A step ``a … b`` is **one pass** of a grouped pandas UDF over buckets of
+stations (:func:`_step_group`), which reads the few table rows it needs and, with the pure
+functions of :mod:`moaa.streaming.forecast_features`:
 
-1. **verify** — each stored forecast whose target is ``h`` is compared with the actual mean
-   of ``h`` (model and the three baselines), into the :class:`SkillBook`;
-2. **retrain** when due — the first model once ``min_history_days`` of history exist, then
-   whenever ``retrain_every_hours`` have passed since the last model's data ended (event
-   time, not wall time). Training rows are the issues of the last ``window_days`` days whose
-   targets are already known (up to ``h``);
-3. **issue** — for every station whose latest value is at most 3 h old, features at ``h``
-   → 24 forecasts with the latest model (none before the first model exists).
+1. **finalizes** the hours: the latest hourly means become rows of the final-hours table, for
+   every station ever seen (:func:`~moaa.streaming.forecast_features.extend_table`);
+2. computes every station's **features** and baselines at every hour of the step that has a
+   recent value, and keeps a deterministic sample of them as training candidates (at most
+   ``train_max_rows`` rows per training window);
+3. **issues** forecasts with the latest model (its coefficients: the Spark ML pipeline's own
+   numbers, see :func:`~moaa.streaming.forecast_features.linear_forecasts`);
+4. **verifies** every forecast whose target hour is in the step (the pending ones of earlier
+   steps and the step's own) against the actual means, for the model and the three
+   baselines, and updates the error sums per station and lead.
 
-Spark calls are batched: issues wait until the next retrain or the end of :meth:`advance`,
-then one ``transform`` scores them all; verification is deferred likewise (an issue at
-``h`` is only verified at ``h + 1`` or later, so it has been scored by then).
+Its output (table rows, pending forecasts, candidates, error sums, documents) is written by a
+few Spark jobs, and ``state.json`` records the step. **Retraining** (the first model once
+``min_history_days`` of history exist, then whenever ``retrain_every_hours`` have passed since
+the last model's data ended, in event time) happens between steps: a step ends at a retrain
+hour ``r``, the model is trained on the candidates of the last ``window_days`` days with
+labels up to ``r`` (Spark ML), and the step's issues at ``r`` are scored with it by one
+``transform``. A crash replays the step from its start: every write of a step replaces that
+step's directories, and the published keys are idempotent.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
-from pyspark.sql import SparkSession
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from moaa.streaming.forecast_features import (
-    COVARIATES,
+    CUM_FIELDS,
     FEATURES,
     FORECAST_SCHEMA,
     LEAD_KNOTS,
     LEADS,
-    SkillBook,
-    baselines,
-    dense_past,
+    PREDICTORS,
+    RAW_FIELDS,
+    Table,
+    extend_table,
+    features_from_summaries,
     hour_str,
-    issue_features,
-    last_value,
+    issue_summaries,
+    lead_weights,
+    linear_forecasts,
+    needed_hours,
+    skill_document,
 )
-from moaa.streaming.forecast_model import ModelStore, StoredModel, predict, rows_frame, train
+from moaa.streaming.forecast_model import ModelStore, StoredModel, coefficients, score, train
+from moaa.streaming.forecast_store import (
+    CANDIDATE_SCHEMA,
+    HOURS_SCHEMA,
+    SKILL_TABLE_SCHEMA,
+    EngineState,
+    ForecastStore,
+)
 
-__all__ = ["EngineConfig", "EngineOutput", "ForecastEngine"]
+__all__ = ["EngineConfig", "ForecastEngine", "ForecastSink", "IngestInfo", "StepResult"]
 
 log = logging.getLogger(__name__)
+
+_D, _L, _S = DoubleType(), LongType(), StringType()
+_P = [f"v_{p}" for p in PREDICTORS]  # predictions (pending) or Σ|error| (skill rows)
+#: The second input of a step's pass: pending forecasts (``kind`` 0: ``hour`` = target) and
+#: error sums (``kind`` 1), one row per station and lead.
+_VERIFY_SCHEMA = StructType(
+    [
+        StructField("station_id", _S),
+        StructField("kind", IntegerType()),
+        StructField("hour", _L),
+        StructField("lead", IntegerType()),
+        *(StructField(c, _D) for c in _P),
+        StructField("n", _D),
+    ]
+)
+#: Everything a step's pass writes, one ``kind`` per output.
+_OUT_SCHEMA = StructType(
+    [
+        StructField("kind", _S),
+        StructField("station_id", _S),
+        StructField("hour", _L),
+        StructField("name", _S),
+        *(StructField(c, _D) for c in (*RAW_FIELDS, *CUM_FIELDS)),
+        StructField("lead", IntegerType()),
+        *(StructField(c, _D) for c in _P),
+        StructField("n", _D),
+        StructField("last_c", _D),
+        *(StructField(f"f_{name}", _D) for name in FEATURES),
+        StructField("key", _S),
+        StructField("value", _S),
+    ]
+)
+_TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
+_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -59,264 +132,720 @@ class EngineConfig:
     retrain_every_hours: int = 24
     min_history_days: float = 14
     reg_param: float = 1e-3
+    #: Final hours processed by one step (a backlog is caught up in steps this long).
+    max_step_hours: int = 48
+    #: Most training rows (issues × leads) in one training window: issues are sampled above.
+    train_max_rows: int = 2_000_000
+    #: Groups of stations of the step's pass (each is one task's share of the stations).
+    buckets: int = 8
+    #: Per-station skill documents are published every this many final hours (``ALL`` on
+    #: every step): at 14,000 stations they are 14,000 upserts each time.
+    station_skill_every_hours: int = 1
 
     @property
-    def span_hours(self) -> int:
-        """History one issue needs (features and the climatology baseline)."""
+    def keep_hours(self) -> int:
+        """Hours of the final-hours table that features and labels read back."""
         return max(self.window_days, self.clim_days) * 24 + 48
 
 
+class ForecastSink(Protocol):
+    """Where a step's documents go: DataFrames of ``key`` and ``value`` (JSON) strings."""
+
+    def forecasts(self, docs: DataFrame) -> None: ...
+
+    def skill(self, docs: DataFrame) -> None: ...
+
+
 @dataclass
-class EngineOutput:
-    forecasts: list[dict[str, Any]] = field(default_factory=list)
-    skill_keys: set[str] = field(default_factory=set)
+class IngestInfo:
+    rows: int = 0
+    newest: int | None = None
+    oldest: int | None = None
+    late: int = 0  # rows for hours already final: ignored
+
+
+@dataclass
+class StepResult:
+    first: int
+    last: int
+    forecasts: int = 0
+    stations: int = 0  # stations in the final-hours table
     trained: list[StoredModel] = field(default_factory=list)
+    skill_all: dict[str, Any] | None = None  # the ALL skill document, when it changed
+    skill_keys: int = 0
+    seconds: float = 0.0
+    latest_issue: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the step
+
+    def timed(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.phases[phase] = round(self.phases.get(phase, 0.0) + now - started, 3)
+        return now
 
 
-@dataclass
-class _Issue:
-    station: str
-    hour: int
-    last: float
-    features: np.ndarray  # (24, F)
-    baselines: np.ndarray  # (24, 3)
+def _bucket(buckets: int) -> Column:
+    return F.pmod(F.hash("station_id"), F.lit(buckets))
+
+
+def _valid(name: str) -> Column:
+    return F.col(name).isNotNull() & ~F.isnan(name)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What a step's pass needs besides its rows (shipped to the tasks)."""
+
+    first: int
+    last: int
+    clim_days: int
+    window_days: int
+    weights: np.ndarray | None  # lead_weights of the model, None before the first model
+    intercept: float
+    version: int
+    defer_last: bool  # the last hour is a retrain hour: its issues wait for the new model
+    sample_rate: float
+    station_skill: bool  # publish the per-station skill documents of this step
 
 
 class ForecastEngine:
-    """Holds the history, the latest model, pending forecasts and the skill book."""
+    """The walk over final hours (see the module's docstring); state under ``root``."""
 
     def __init__(
         self,
         spark: SparkSession,
         config: EngineConfig,
-        store: ModelStore,
+        root: Path,
+        sink: ForecastSink | None = None,
         on_train: Callable[[StoredModel, float], None] | None = None,
     ) -> None:
         self.spark = spark
         self.config = config
-        self.store = store
+        self.root = root
+        self.sink = sink
         self.on_train = on_train
-        self.history: dict[str, dict[int, float]] = {}
-        # station → covariate (COVARIATES) → hour → hourly mean (absent hours: missing)
-        self.covariates: dict[str, dict[str, dict[int, float]]] = {}
-        self.meta: dict[str, dict[str, Any]] = {}
-        self.model: StoredModel | None = store.latest()
-        self.skill = SkillBook()
-        self.last_final: int | None = None
-        self.first_hour: int | None = None
-        # (station, issue hour) → (24, 4) model, last value, same hour yesterday, climatology
-        self.pending: dict[tuple[str, int], np.ndarray] = {}
-        self._features: dict[tuple[str, int], tuple[float, np.ndarray] | None] = {}
-        self._unscored: list[_Issue] = []
-        self._unverified: list[tuple[str, int, float]] = []
+        self.store = ForecastStore(spark, root)
+        self.models = ModelStore(root / "models")
+        self.state = EngineState.load(self.store.state_path)
+        # A step a crash interrupted is done again from its start: drop what it wrote.
+        self.store.discard_after(self.state.last_final)
+        self.store.drop_versions(self.store.train_dir, [self.state.train_version])
+        self.store.drop_versions(self.store.skill_dir, [self.state.skill_version])
+        self.models.discard_trained_after(self.state.last_final)
+        self.model: StoredModel | None = self.models.latest()
 
     # -- input ------------------------------------------------------------------------------
 
-    def observe(
-        self,
-        station: str,
-        hour: int,
-        mean_c: float,
-        meta: dict[str, Any],
-        covariates: Mapping[str, float | None] | None = None,
-    ) -> None:
-        """One hourly mean, with the hour's covariate means when known (names of
-        :data:`COVARIATES`; None or absent = missing). A later value for the same hour
-        replaces the earlier one, covariates included."""
-        self.history.setdefault(station, {})[hour] = mean_c
-        series = self.covariates.setdefault(station, {name: {} for name in COVARIATES})
-        for name in COVARIATES:
-            value = (covariates or {}).get(name)
-            if value is None or math.isnan(value):
-                series[name].pop(hour, None)
-            else:
-                series[name][hour] = float(value)
-        if meta:
-            self.meta[station] = meta
-        if self.first_hour is None or hour < self.first_hour:
-            self.first_hour = hour
-        self._features.pop((station, hour), None)
+    def ingest(self, rows: DataFrame) -> IngestInfo:
+        """Append hourly means (columns of
+        :data:`~moaa.streaming.forecast_store.INCOMING_SCHEMA`, ``hour`` in hours since the
+        epoch). A mean for an hour already final is ignored (and counted in ``late``)."""
+        last_final = self.state.last_final
+        late = F.lit(False) if last_final is None else F.col("hour") <= F.lit(last_final)
+        rows = rows.persist()
+        try:
+            agg = rows.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.max("hour").alias("newest"),
+                F.min("hour").alias("oldest"),
+                F.sum(late.cast("long")).alias("late"),
+            ).first()
+            info = IngestInfo(int(agg["n"]), agg["newest"], agg["oldest"], int(agg["late"] or 0))
+            if info.rows > info.late:
+                self.store.append_incoming(rows.where(~late) if last_final is not None else rows)
+        finally:
+            rows.unpersist()
+        s = self.state
+        if info.newest is not None and info.rows > info.late:
+            s.clock = info.newest if s.clock is None else max(s.clock, info.newest)
+            if s.last_final is None:
+                oldest = info.oldest
+                s.first_hour = oldest if s.first_hour is None else min(s.first_hour, oldest)
+        return info
 
-    def newest_hour(self) -> int | None:
-        return max((max(v) for v in self.history.values() if v), default=None)
+    @property
+    def lag_hours(self) -> int | None:
+        """Hours between the newest hour seen and the last final hour processed."""
+        s = self.state
+        if s.clock is None:
+            return None
+        done = s.last_final if s.last_final is not None else (s.first_hour or s.clock) - 1
+        return s.clock - done
 
     # -- the walk ---------------------------------------------------------------------------
 
-    def advance(self, final_through: int) -> EngineOutput:
-        """Process every hour up to ``final_through`` not processed yet."""
-        out = EngineOutput()
-        if self.first_hour is None:
-            return out
-        start = self.first_hour if self.last_final is None else self.last_final + 1
-        for hour in range(start, final_through + 1):
-            for station, values in self.history.items():
-                actual = values.get(hour)
-                if actual is not None:
-                    self._unverified.append((station, hour, actual))
-            if self._retrain_due(hour):
-                self._flush(out)
-                self._retrain(hour, out)
-            self._issue(hour)
-            self.last_final = hour
-        self._flush(out)
-        self._trim()
-        return out
-
-    def _retrain_due(self, hour: int) -> bool:
-        if self.model is None:
-            first = hour if self.first_hour is None else self.first_hour
-            return hour - first >= self.config.min_history_days * 24
-        through = self.model.metadata.get("trained_through_hour", -1)
-        return hour - int(through) >= self.config.retrain_every_hours
-
-    def _row(self, station: str, hour: int) -> tuple[float, np.ndarray] | None:
-        key = (station, hour)
-        if key not in self._features:
-            past = dense_past(self.history[station], hour, self.config.span_hours)
-            hours = self.config.clim_days * 24
-            covariates = {
-                name: dense_past(values, hour, hours)
-                for name, values in self.covariates.get(station, {}).items()
-            }
-            feats = issue_features(past, hour, self.config.clim_days, covariates)
-            xt = last_value(past)
-            self._features[key] = None if feats is None or xt is None else (xt, feats)
-        return self._features[key]
-
-    def _retrain(self, hour: int, out: EngineOutput) -> None:
-        started = time.perf_counter()
-        first_issue = hour - self.config.window_days * 24 + 1
-        stations, issues, lasts, feats, labels = [], [], [], [], []
-        for station, values in self.history.items():
-            for t in range(max(first_issue, self.first_hour or first_issue), hour):
-                row = self._row(station, t)
-                if row is None:
-                    continue
-                xt, f = row
-                y = np.array(
-                    [
-                        values.get(t + lead, math.nan) - xt if t + lead <= hour else math.nan
-                        for lead in range(1, LEADS + 1)
-                    ]
-                )
-                if np.all(np.isnan(y)):
-                    continue
-                stations.append(station)
-                issues.append(t)
-                lasts.append(xt)
-                feats.append(f)
-                labels.append(y)
-        if not stations:
+    def advance(self, final_through: int) -> Iterator[StepResult]:
+        """Process every hour up to ``final_through`` not processed yet, step by step (each
+        step is committed to ``state.json`` before the next one starts)."""
+        s = self.state
+        start = s.first_hour if s.last_final is None else s.last_final + 1
+        if start is None:
             return
-        frame = rows_frame(self.spark, stations, issues, lasts, np.array(feats), np.array(labels))
-        model, errors = train(frame, self.config.reg_param)
-        stored = self.store.save(
+        while start <= final_through:
+            last = min(final_through, start + self.config.max_step_hours - 1)
+            retrain = self._next_retrain(start, last)
+            yield self._step(start, retrain if retrain is not None else last, retrain)
+            start = (retrain if retrain is not None else last) + 1
+
+    def _next_retrain(self, first: int, last: int) -> int | None:
+        """The first hour of ``first … last`` at which a training is due, if any."""
+        cfg = self.config
+        if self.model is None:
+            origin = self.state.first_hour if self.state.first_hour is not None else first
+            due = origin + math.ceil(cfg.min_history_days * 24)
+        else:
+            due = int(self.model.metadata.get("trained_through_hour", -1)) + cfg.retrain_every_hours
+        hour = max(first, due)
+        return hour if hour <= last else None
+
+    def _step(self, a: int, b: int, retrain: int | None) -> StepResult:
+        started = t = time.perf_counter()
+        result = StepResult(a, b)
+        store, state = self.store, self.state
+        out = self._pass(a, b, defer_last=retrain == b).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            store.hours.write(_kind(out, "hours", HOURS_SCHEMA), a)
+            t = result.timed("pass", t)
+            store.candidates.write(
+                _kind(out, "candidate", _OUT_SCHEMA).select(
+                    "station_id",
+                    F.col("hour").alias("issue_hour"),
+                    "lead",
+                    "last_c",
+                    *(f"f_{name}" for name in FEATURES),
+                    F.lit(None).cast("double").alias("label"),
+                ),
+                a,
+            )
+            counts = {
+                r["kind"]: r
+                for r in out.groupBy("kind")
+                .agg(F.count(F.lit(1)).alias("n"), F.max("hour").alias("latest"))
+                .collect()
+            }
+            totals = _kind(out, "total", _VERIFY_SCHEMA).collect()
+            if "skill" in counts:
+                skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
+                    "station_id",
+                    "lead",
+                    "n",
+                    *(F.col(f"v_{p}").alias(f"s_{p}") for p in PREDICTORS),
+                )
+                store.write_version(store.skill_dir, b, skill)
+                state.skill_version = b
+            if "hours" in counts:
+                state.stations = int(counts["hours"]["n"]) // (b - a + 1)
+                result.stations = state.stations
+            t = result.timed("write", t)
+            pending = _kind(out, "pending", _VERIFY_SCHEMA)
+            docs = _kind(out, "forecast", _OUT_SCHEMA).select("key", "value")
+            if "forecast" in counts:
+                result.forecasts = int(counts["forecast"]["n"])
+                result.latest_issue = counts["forecast"]["latest"]
+            if retrain is not None:
+                trained = self._retrain(retrain)
+                t = result.timed("train", t)
+                if trained is not None:
+                    result.trained.append(trained)
+                    extra_pending, extra_docs, n = self._score_deferred(out, trained)
+                    pending, docs = pending.unionByName(extra_pending), docs.unionByName(extra_docs)
+                    if n:
+                        result.forecasts += n
+                        result.latest_issue = retrain
+            store.write_pending(
+                pending.select("station_id", F.col("hour").alias("target_hour"), "lead", *_P), a
+            )
+            if self.sink is not None and result.forecasts:
+                self.sink.forecasts(docs)
+            self._publish_skill(out, totals, b, result, int(counts.get("skill_doc", {"n": 0})["n"]))
+            t = result.timed("publish", t)
+        finally:
+            out.unpersist()
+        state.last_final = b
+        state.save(store.state_path)
+        self._retain(b)
+        result.timed("retain", t)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    # the pass -----------------------------------------------------------------------------
+
+    def _pass(self, a: int, b: int, defer_last: bool) -> DataFrame:
+        cfg, store, state = self.config, self.store, self.state
+        lookback = [h for h in needed_hours(a, b, cfg.clim_days, cfg.window_days) if h < a]
+        table = store.hours.read_hours(lookback).withColumn("kind", F.lit(0))
+        new = store.read_incoming(a, b).select(
+            "station_id",
+            "hour",
+            "name",
+            *RAW_FIELDS,
+            *(F.lit(None).cast("double").alias(c) for c in CUM_FIELDS),
+            F.lit(1).alias("kind"),
+        )
+        rows = table.unionByName(new).withColumn("bucket", _bucket(cfg.buckets))
+        pending = store.read_pending(a, b).select(
+            "station_id",
+            F.lit(0).alias("kind"),
+            F.col("target_hour").alias("hour"),
+            "lead",
+            *_P,
+            F.lit(None).cast("double").alias("n"),
+        )
+        skill = store.read_version(store.skill_dir, state.skill_version, SKILL_TABLE_SCHEMA)
+        skill = skill.select(
+            "station_id",
+            F.lit(1).alias("kind"),
+            F.lit(None).cast("long").alias("hour"),
+            "lead",
+            *(F.col(f"s_{p}").alias(f"v_{p}") for p in PREDICTORS),
+            "n",
+        )
+        verify = pending.unionByName(skill).withColumn("bucket", _bucket(cfg.buckets))
+        window_rows = max(state.stations or 0, 1) * cfg.window_days * 24 * LEADS
+        weights, intercept = None, 0.0
+        if self.model is not None:
+            coef, intercept = coefficients(self.model.model)
+            weights = lead_weights(coef)
+        every = max(cfg.station_skill_every_hours, 1)
+        spec = _Pass(
+            first=a,
+            last=b,
+            clim_days=cfg.clim_days,
+            window_days=cfg.window_days,
+            weights=weights,
+            intercept=intercept,
+            version=self.model.version if self.model else 0,
+            defer_last=defer_last,
+            sample_rate=min(1.0, cfg.train_max_rows / window_rows),
+            station_skill=(b // every) != ((a - 1) // every) or every == 1,
+        )
+
+        def step(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+            return _step_group(left, right, spec)
+
+        return (
+            rows.groupBy("bucket")
+            .cogroup(verify.groupBy("bucket"))
+            .applyInPandas(step, _OUT_SCHEMA)
+        )
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def _publish_skill(
+        self, out: DataFrame, totals: list[Any], b: int, result: StepResult, station_docs: int
+    ) -> None:
+        state = self.state
+        sums, counts = _sums(totals, lambda r, c: r[c], prefix="v_")
+        if not counts.sum():
+            return
+        if state.skill_all:
+            sums += np.array(state.skill_all["sums"], dtype=float)
+            counts += np.array(state.skill_all["n"], dtype=float)
+        state.skill_all = {"sums": sums.tolist(), "n": counts.tolist()}
+        version = self.model.version if self.model else 0
+        result.skill_all = skill_document("ALL", sums, counts, b, version)
+        result.skill_keys = 1 + station_docs
+        if self.sink is None:
+            return
+        overall = self.spark.createDataFrame(
+            [("ALL", json.dumps(result.skill_all, separators=(",", ":")))],
+            "key string, value string",
+        )
+        self.sink.skill(
+            _kind(out, "skill_doc", _OUT_SCHEMA).select("key", "value").unionByName(overall)
+        )
+
+    def _score_deferred(
+        self, out: DataFrame, model: StoredModel
+    ) -> tuple[DataFrame, DataFrame, int]:
+        """The issues of a retrain hour, scored with the model just trained (one
+        ``transform``): their pending rows, their documents and how many."""
+        rows = _kind(out, "deferred", _OUT_SCHEMA).select(
+            "station_id",
+            F.col("hour").alias("issue_hour"),
+            "name",
+            "lead",
+            "last_c",
+            *(f"f_{name}" for name in FEATURES),
+            *_P[1:],
+        )
+        scored = score(model.model, rows).persist()
+        n = scored.where(F.col("lead") == 1).count()
+        pending = scored.select(
+            "station_id",
+            F.lit(0).alias("kind"),
+            (F.col("issue_hour") + F.col("lead")).alias("hour"),
+            "lead",
+            F.col("value").alias("v_model"),
+            *(F.col(f"v_{p}") for p in PREDICTORS[1:]),
+            F.lit(None).cast("double").alias("n"),
+        )
+        return pending, _forecast_docs(scored, model.version), int(n)
+
+    # 3. retrain -----------------------------------------------------------------------------
+
+    def _retrain(self, hour: int) -> StoredModel | None:
+        """Train on the window before ``hour`` (targets up to ``hour``); the new training set
+        (the previous one, the candidates since, labels filled in) is written as
+        ``train/v<hour>``."""
+        started = time.perf_counter()
+        cfg, store, state = self.config, self.store, self.state
+        first_hour = state.first_hour if state.first_hour is not None else hour
+        window_start = max(hour - cfg.window_days * 24 + 1, first_hour)
+        previous = state.train_version
+        if previous is not None and previous >= hour:  # never: versions follow event time
+            previous = None
+        since = previous if previous is not None else first_hour
+        rows = store.read_version(store.train_dir, previous, CANDIDATE_SCHEMA).unionByName(
+            store.candidates.read_hours(range(since, hour))
+        )
+        rows = rows.where(F.col("issue_hour") >= window_start)
+        actuals = (
+            store.hours.read_hours(range(since + 1, hour + 1))
+            .where(_valid("x"))
+            .select("station_id", F.col("hour").alias("_target"), F.col("x").alias("_x"))
+        )
+        target = F.col("issue_hour") + F.col("lead")
+        filled = (
+            rows.join(
+                actuals,
+                (rows["station_id"] == actuals["station_id"]) & (target == actuals["_target"]),
+                "left",
+            )
+            .select(
+                rows["*"],
+                F.when(rows["label"].isNotNull(), rows["label"])
+                .when(target <= hour, F.col("_x") - rows["last_c"])
+                .alias("_label"),
+            )
+            .drop("label")
+            .withColumnRenamed("_label", "label")
+            .select(*CANDIDATE_SCHEMA.fieldNames())
+        )
+        store.write_version(store.train_dir, hour, filled)
+        training = store.read_version(store.train_dir, hour, CANDIDATE_SCHEMA)
+        labelled = training.where(F.col("label").isNotNull())
+        stats = labelled.agg(
+            F.count(F.lit(1)).alias("rows"), F.countDistinct("station_id").alias("stations")
+        ).first()
+        self.state.train_version = hour
+        if not stats["rows"]:
+            return None
+        model, errors = train(labelled, cfg.reg_param)
+        stored = self.models.save(
             model,
             {
                 "trained_through_hour": hour,
                 "trained_through": hour_str(hour),
-                "window_days": self.config.window_days,
-                "window_start": hour_str(max(first_issue, self.first_hour or first_issue)),
+                "window_days": cfg.window_days,
+                "window_start": hour_str(window_start),
                 "window_end": hour_str(hour),
-                "clim_days": self.config.clim_days,
+                "clim_days": cfg.clim_days,
                 "features": list(FEATURES),
                 "lead_knots": list(LEAD_KNOTS),
-                "stations": len(set(stations)),
+                "stations": int(stats["stations"]),
+                "train_max_rows": cfg.train_max_rows,
                 **errors,
             },
         )
         self.model = stored
-        out.trained.append(stored)
         if self.on_train:
             self.on_train(stored, time.perf_counter() - started)
+        return stored
 
-    def _issue(self, hour: int) -> None:
-        if self.model is None:
-            return
-        for station, values in self.history.items():
-            row = self._row(station, hour)
-            if row is None:
-                continue
-            past = dense_past(values, hour, self.config.span_hours)
-            base = baselines(past, hour, self.config.window_days)
-            if base is None:  # never: a row exists only with a recent last value
-                continue
-            self._unscored.append(_Issue(station, hour, row[0], row[1], base))
+    # -- retention ------------------------------------------------------------------------------
 
-    def _flush(self, out: EngineOutput) -> None:
-        if self._unscored and self.model is not None:
-            issues = self._unscored
-            frame = rows_frame(
-                self.spark,
-                [i.station for i in issues],
-                [i.hour for i in issues],
-                [i.last for i in issues],
-                np.array([i.features for i in issues]),
+    def _retain(self, last_final: int) -> None:
+        store, cfg, state = self.store, self.config, self.state
+        store.drop_incoming(last_final)
+        store.hours.drop_steps(before=last_final - cfg.keep_hours)
+        if state.train_version is not None:
+            # merged into the training set: candidates wholly before its hour
+            store.candidates.drop_steps(before=state.train_version)
+        store.candidates.drop_steps(before=last_final - cfg.window_days * 24 - LEADS)
+        store.drop_pending(through=last_final)
+        store.drop_versions(store.train_dir, [state.train_version])
+        store.drop_versions(store.skill_dir, [state.skill_version])
+
+
+def _kind(out: DataFrame, kind: str, schema: StructType) -> DataFrame:
+    return out.where(F.col("kind") == kind).select(*schema.fieldNames())
+
+
+def _forecast_docs(scored: DataFrame, version: int) -> DataFrame:
+    """``key``, ``value`` (forecast.v1 JSON) of scored per-lead rows."""
+    fmt = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+    point = F.struct(
+        F.col("lead"),
+        F.date_format(F.timestamp_seconds((F.col("issue_hour") + F.col("lead")) * 3600), fmt).alias(
+            "target_hour"
+        ),
+        F.round("value", 3).alias("value"),
+    )
+    docs = docs_ = scored.groupBy("station_id", "issue_hour").agg(
+        F.first("name", ignorenulls=True).alias("name"),
+        F.sort_array(F.collect_list(point)).alias("points"),
+    )
+    issued = F.date_format(F.timestamp_seconds(F.col("issue_hour") * 3600), fmt)
+    docs = docs_.select("station_id", issued.alias("issued_at"), "name", "points")
+    value = F.to_json(
+        F.struct(
+            F.lit(FORECAST_SCHEMA).alias("schema"),
+            "station_id",
+            "issued_at",
+            F.lit(version).alias("model_version"),
+            "points",
+            "name",
+        )
+    )
+    return docs.select(
+        F.concat_ws("|", "station_id", "issued_at").alias("key"), value.alias("value")
+    )
+
+
+# -- the pass's body (pandas in, pandas out; pure numpy inside) --------------------------------
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _sums(
+    rows: Any, get: Callable[[Any, str], Any], prefix: str = "s_"
+) -> tuple[np.ndarray, np.ndarray]:
+    sums, counts = np.zeros((len(PREDICTORS), LEADS)), np.zeros(LEADS)
+    for row in rows:
+        lead = int(get(row, "lead"))
+        counts[lead - 1] += float(get(row, "n"))
+        for i, p in enumerate(PREDICTORS):
+            sums[i, lead - 1] += float(get(row, f"{prefix}{p}"))
+    return sums, counts
+
+
+def _frame(kind: str, columns: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "kind", kind)
+    return frame
+
+
+def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.DataFrame:
+    """One bucket of stations through one step (see the module's docstring)."""
+    a, b = spec.first, spec.last
+    m = b - a + 1
+    stations = np.asarray(
+        pd.unique(pd.concat([left["station_id"], right["station_id"]]).dropna()), dtype=object
+    )
+    stations.sort()
+    index = {s: i for i, s in enumerate(stations)}
+    n = len(stations)
+    outputs: list[pd.DataFrame] = []
+    if not n:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in _OUT_SCHEMA.fieldNames()})
+
+    # 1. finalize: the table's rows of a … b
+    kind = left["kind"].to_numpy()
+    hour = left["hour"].to_numpy(dtype=np.int64)
+    code = left["station_id"].map(index).to_numpy(dtype=np.int64)
+    old, new = kind == 0, kind == 1
+    lookback_hours = np.unique(hour[old])
+    col = np.searchsorted(lookback_hours, hour[old])
+    fields: dict[str, np.ndarray] = {}
+    for name in (*RAW_FIELDS, *CUM_FIELDS):
+        values = np.full((n, len(lookback_hours)), 0.0 if name in CUM_FIELDS else math.nan)
+        values[code[old], col] = _floats(left.loc[old, name])
+        fields[name] = values
+    lookback = Table(stations, lookback_hours, fields)
+    raw = {name: np.full((n, m), math.nan) for name in RAW_FIELDS}
+    for name in RAW_FIELDS:
+        raw[name][code[new], hour[new] - a] = _floats(left.loc[new, name])
+    fresh = extend_table(lookback, a, raw)
+    named = left.loc[left["name"].notna(), ["station_id", "hour", "name"]].sort_values("hour")
+    name_of = named.groupby("station_id")["name"].last().reindex(stations).to_numpy(dtype=object)
+    # every station ever seen: one row per hour (a station before its first value has none)
+    seen = np.zeros(n, dtype=bool)
+    seen[code[old]] = True
+    seen[code[new]] = True
+    rows = {
+        "station_id": np.repeat(stations, m),
+        "hour": np.tile(np.arange(a, b + 1, dtype=np.int64), n),
+        "name": np.repeat(name_of, m),
+    }
+    for name in (*RAW_FIELDS, *CUM_FIELDS):
+        rows[name] = fresh.fields[name].reshape(-1)
+    outputs.append(_frame("hours", rows))
+
+    # 2. features and baselines of every issue of the step
+    table = Table(
+        stations,
+        np.concatenate([lookback_hours, fresh.hours]),
+        {k: np.concatenate([lookback.fields[k], fresh.fields[k]], axis=1) for k in fields},
+    )
+    issue_hours = np.arange(a, b + 1, dtype=np.int64)
+    ok, last, feats, base = features_from_summaries(
+        issue_summaries(table, issue_hours, spec.clim_days, spec.window_days)
+    )
+    station_of = np.repeat(np.arange(n), m)
+    issued_at = np.tile(issue_hours, n)
+    # candidates: a deterministic sample (by station and hour); and the issues of a retrain
+    # hour, which wait for the new model ("deferred", with their baselines)
+    keep = ok & (_draw(stations[station_of], issued_at) < spec.sample_rate)
+    deferred = ok & spec.defer_last & (issued_at == b)
+    for label, mask in (("candidate", keep), ("deferred", deferred)):
+        k = int(mask.sum())
+        cand = {
+            "station_id": np.repeat(stations[station_of[mask]], LEADS),
+            "hour": np.repeat(issued_at[mask], LEADS),
+            "name": np.repeat(name_of[station_of[mask]], LEADS),
+            "lead": np.tile(np.arange(1, LEADS + 1, dtype=np.int32), k),
+            "last_c": np.repeat(last[mask], LEADS),
+        }
+        flat = feats[mask].reshape(k * LEADS, len(FEATURES))
+        for i, fname in enumerate(FEATURES):
+            cand[f"f_{fname}"] = flat[:, i]
+        if label == "deferred":
+            flat_base = base[mask].reshape(k * LEADS, 3)
+            for i, p in enumerate(PREDICTORS[1:]):
+                cand[f"v_{p}"] = flat_base[:, i]
+        outputs.append(_frame(label, cand))
+
+    # 3. issue with the latest model (not the deferred hour: it waits for the new model)
+    issue = ok & ~deferred if spec.weights is not None else np.zeros_like(ok)
+    preds = np.zeros((0, LEADS, 4))
+    if issue.any():
+        model = linear_forecasts(spec.weights, spec.intercept, last[issue], feats[issue])
+        preds = np.concatenate([model[:, :, None], base[issue]], axis=2)  # (k, 24, 4)
+        outputs.append(
+            _forecast_frame(
+                stations[station_of[issue]],
+                issued_at[issue],
+                name_of[station_of[issue]],
+                model,
+                spec.version,
             )
-            values: dict[tuple[str, int], np.ndarray] = {}
-            for station, hour, lead, value in predict(self.model.model, frame):
-                values.setdefault((station, hour), np.full(LEADS, math.nan))[lead - 1] = value
-            for issue in issues:
-                model = values[(issue.station, issue.hour)]
-                self.pending[(issue.station, issue.hour)] = np.column_stack(
-                    [model, issue.baselines]
-                )
-                out.forecasts.append(self._document(issue.station, issue.hour, model))
-        self._unscored = []
-        for station, hour, actual in self._unverified:
-            for lead in range(1, LEADS + 1):
-                preds = self.pending.get((station, hour - lead))
-                if preds is not None:
-                    self.skill.add(station, lead, actual, preds[lead - 1])
-                    out.skill_keys.update((station, "ALL"))
-        self._unverified = []
+        )
+        # pending beyond the step (targets inside it are verified right here)
+        k = int(issue.sum())
+        target = issued_at[issue][:, None] + np.arange(1, LEADS + 1)[None, :]
+        later = (target > b).reshape(-1)
+        pend = {
+            "station_id": np.repeat(stations[station_of[issue]], LEADS)[later],
+            "hour": target.reshape(-1)[later],
+            "lead": np.tile(np.arange(1, LEADS + 1, dtype=np.int32), k)[later],
+        }
+        for i, c in enumerate(_P):
+            pend[c] = preds[:, :, i].reshape(-1)[later]
+        outputs.append(_frame("pending", pend))
 
-    def _document(self, station: str, hour: int, model: np.ndarray) -> dict[str, Any]:
-        return {
+    # 4. verify every forecast whose target is in the step
+    rkind = right["kind"].to_numpy()
+    pend_rows = right.loc[rkind == 0]
+    p_station = pend_rows["station_id"].map(index).to_numpy(dtype=np.int64)
+    p_target = pend_rows["hour"].to_numpy(dtype=np.int64)
+    p_lead = pend_rows["lead"].to_numpy(dtype=np.int64)
+    p_values = (
+        np.column_stack([_floats(pend_rows[c]) for c in _P])
+        if len(pend_rows)
+        else (np.zeros((0, 4)))
+    )
+    if issue.any():
+        k = int(issue.sum())
+        target = issued_at[issue][:, None] + np.arange(1, LEADS + 1)[None, :]
+        inside = (target <= b).reshape(-1)
+        p_station = np.concatenate([p_station, np.repeat(station_of[issue], LEADS)[inside]])
+        p_target = np.concatenate([p_target, target.reshape(-1)[inside]])
+        p_lead = np.concatenate([p_lead, np.tile(np.arange(1, LEADS + 1), k)[inside]])
+        p_values = np.concatenate([p_values, preds.reshape(-1, 4)[inside]])
+    actual = fresh.fields["x"][p_station, p_target - a] if len(p_station) else np.zeros(0)
+    verified = ~np.isnan(actual)
+    err_n = np.zeros((n, LEADS))
+    err_s = np.zeros((n, LEADS, 4))
+    np.add.at(err_n, (p_station[verified], p_lead[verified] - 1), 1.0)
+    np.add.at(
+        err_s,
+        (p_station[verified], p_lead[verified] - 1),
+        np.abs(p_values[verified] - actual[verified, None]),
+    )
+    skill_rows = right.loc[rkind == 1]
+    old_n = np.zeros((n, LEADS))
+    old_s = np.zeros((n, LEADS, 4))
+    if len(skill_rows):
+        s_code = skill_rows["station_id"].map(index).to_numpy(dtype=np.int64)
+        s_lead = skill_rows["lead"].to_numpy(dtype=np.int64) - 1
+        old_n[s_code, s_lead] = _floats(skill_rows["n"])
+        for i, c in enumerate(_P):
+            old_s[s_code, s_lead, i] = _floats(skill_rows[c])
+    tot_n, tot_s = old_n + err_n, old_s + err_s
+    has = tot_n.sum(axis=1) > 0
+    st = np.flatnonzero(has)
+    skill = {
+        "station_id": np.repeat(stations[st], LEADS),
+        "lead": np.tile(np.arange(1, LEADS + 1, dtype=np.int32), len(st)),
+        "n": tot_n[st].reshape(-1),
+    }
+    for i, c in enumerate(_P):
+        skill[c] = tot_s[st, :, i].reshape(-1)
+    outputs.append(_frame("skill", skill))
+    if err_n.any():
+        totals = {"lead": np.arange(1, LEADS + 1, dtype=np.int32), "n": err_n.sum(axis=0)}
+        for i, c in enumerate(_P):
+            totals[c] = err_s[:, :, i].sum(axis=0)
+        outputs.append(_frame("total", totals))
+        touched = np.flatnonzero(err_n.sum(axis=1) > 0)
+        if spec.station_skill and len(touched):
+            docs = [
+                json.dumps(
+                    skill_document(str(stations[i]), tot_s[i].T, tot_n[i], b, spec.version),
+                    separators=(",", ":"),
+                )
+                for i in touched
+            ]
+            outputs.append(_frame("skill_doc", {"key": stations[touched], "value": docs}))
+    frame = pd.concat(outputs, ignore_index=True, sort=False)
+    frame = frame.reindex(columns=_OUT_SCHEMA.fieldNames())
+    for column in _TEXT:  # an all-missing column would be float: Arrow wants text
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def _draw(station_ids: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """A deterministic number in [0, 1) per station and hour (the candidates' sample)."""
+    keys = pd.Series([f"{s}|{h}" for s, h in zip(station_ids, hours, strict=True)], dtype=object)
+    hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
+    return (hashed % np.uint64(1_000_000)).astype(float) / 1_000_000
+
+
+def _forecast_frame(
+    stations: np.ndarray, issued: np.ndarray, names: np.ndarray, values: np.ndarray, version: int
+) -> pd.DataFrame:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    lo = int(issued.min()) if len(issued) else 0
+    text = [
+        datetime.fromtimestamp((lo + k) * 3600, UTC).strftime(_HOUR_FORMAT)
+        for k in range(int(issued.max()) - lo + LEADS + 1 if len(issued) else 0)
+    ]
+
+    def fmt(hour: int) -> str:
+        return text[int(hour) - lo]
+
+    keys, docs = [], []
+    for i in range(len(stations)):
+        issued_at = fmt(issued[i])
+        doc = {
             "schema": FORECAST_SCHEMA,
-            "station_id": station,
-            "issued_at": hour_str(hour),
-            "model_version": self.model.version if self.model else 0,
+            "station_id": stations[i],
+            "issued_at": issued_at,
+            "model_version": version,
             "points": [
                 {
                     "lead": lead,
-                    "target_hour": hour_str(hour + lead),
-                    "value": round(float(model[lead - 1]), 3),
+                    "target_hour": fmt(issued[i] + lead),
+                    "value": round(float(values[i, lead - 1]), 3),
                 }
                 for lead in range(1, LEADS + 1)
             ],
-            **{k: v for k, v in self.meta.get(station, {}).items() if k == "name"},
         }
-
-    def _trim(self) -> None:
-        if self.last_final is None:
-            return
-        keep_from = self.last_final - self.config.span_hours - LEADS
-        series = [*self.history.values()]
-        series += [v for named in self.covariates.values() for v in named.values()]
-        for values in series:
-            for h in [h for h in values if h < keep_from]:
-                del values[h]
-        self.pending = {k: v for k, v in self.pending.items() if k[1] >= self.last_final - LEADS}
-        first_issue = self.last_final - self.config.window_days * 24
-        self._features = {k: v for k, v in self._features.items() if k[1] >= first_issue}
-
-    # -- persistence (the job's state.json) ---------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "last_final": self.last_final,
-            "first_hour": self.first_hour,
-            "skill": self.skill.to_json(),
-            "pending": [[s, h, v.tolist()] for (s, h), v in self.pending.items()],
-        }
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.last_final = state.get("last_final")
-        first = state.get("first_hour")
-        if first is not None and (self.first_hour is None or first < self.first_hour):
-            self.first_hour = first
-        self.skill = SkillBook.from_json(state.get("skill", {}))
-        self.pending = {
-            (s, int(h)): np.array(v, dtype=float) for s, h, v in state.get("pending", [])
-        }
+        if names[i] is not None and names[i] == names[i]:
+            doc["name"] = names[i]
+        keys.append(f"{stations[i]}|{issued_at}")
+        docs.append(json.dumps(doc, separators=(",", ":")))
+    return _frame("forecast", {"key": keys, "value": docs, "station_id": stations, "hour": issued})

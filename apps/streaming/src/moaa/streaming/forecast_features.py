@@ -1,13 +1,32 @@
-"""Pure forecast transforms: features, baselines and skill, on plain numpy series (no Spark).
+"""Pure forecast transforms: the final-hours table, features, baselines and skill (numpy only).
 
-A station's history is a dense array of hourly means ``past`` whose **last element is the
-issue hour** ``t`` (``past[-1-k]`` is hour ``t - k``, NaN where the hour is missing), and
-likewise one array per covariate (:data:`COVARIATES`: the hourly means of dew point,
-sea-level pressure and wind speed), each ending at ``t``. Every function here receives only
-those arrays, so a feature cannot see a value after ``t``: the absence of leakage holds by
-construction, and the unit tests check it by perturbing the future anyway.
+This module is the **one definition** of the forecast's inputs. The forecast job runs it
+inside Spark (grouped pandas UDFs, one group per bucket of stations: see
+:mod:`moaa.streaming.forecast_engine`); the unit tests and the single-series helpers below
+(:func:`issue_features`, :func:`baselines`) run exactly the same functions on small arrays.
 
-Hours are integers: hours since the Unix epoch (``hour % 24`` is the UTC hour of day).
+**The final-hours table.** Once an hour is final, every station ever seen gets one row for it
+(dense: an empty row when the station reported nothing), holding the hour's mean temperature
+``x`` and covariate means (:data:`COVARIATES`: dew point, sea-level pressure, wind speed; NaN
+when missing) and running sums (:data:`CUM_FIELDS`) from which every window the features
+need is a difference of two rows:
+
+* ``cx_s`` / ``cx_n`` — sum and count of ``x`` over all earlier hours **of the same UTC
+  hour of day** (the hour-of-day climatologies over ``clim_days`` and ``window_days``);
+* ``cdpd_*``, ``cslp_*``, ``cwind_*`` — sum and count over all earlier hours of the dew
+  point depression (``x`` − dew point), the sea-level pressure and the wind speed (their
+  ``clim_days`` means).
+
+A new hour's row is the row 24 hours (hour-of-day sums) or 1 hour (all-hour sums) before it
+plus its own values (:func:`extend_table`), so each final hour costs one row per station,
+whatever the windows; and the features of an issue at hour ``t`` read only the rows of hours
+``t-24 … t``, ``t-clim_days·24-23 … t-clim_days·24`` and ``t-window_days·24-23 …
+t-window_days·24`` (:func:`needed_hours`, :func:`issue_summaries`).
+
+Hours are integers: hours since the Unix epoch (``hour % 24`` is the UTC hour of day). The
+issue hour ``t`` is the latest hour a feature may read: :func:`issue_summaries` indexes
+nothing later, so the absence of leakage holds by construction (and the tests perturb the
+future anyway).
 
 Features are *relative to the last value* ``x_t`` (the latest value at or before ``t``,
 at most ``MAX_GAP_HOURS`` old), and the model predicts the change ``x_{t+L} - x_t`` for
@@ -41,6 +60,12 @@ change, "as usual" for an anomaly; many stations report no sea-level pressure). 
 enters the model through a piecewise-linear basis (:data:`LEAD_KNOTS`) crossed with every
 feature (see :mod:`moaa.streaming.forecast_model`), so each feature's weight varies smoothly
 with the lead.
+
+**Baselines** (computed by the same code): *last value* ``x_t``, *same hour yesterday*
+``x_{t+L-24}`` (the last value when missing) and *climatology*, the mean at the target's UTC
+hour of day over the last ``window_days`` days (the last value where that hour was never
+seen). **Skill** is ``1 − MAE(model) / MAE(same hour yesterday)`` (:data:`SKILL_DEFINITION`,
+:func:`skill`).
 """
 
 from __future__ import annotations
@@ -54,21 +79,34 @@ import numpy as np
 
 __all__ = [
     "COVARIATES",
+    "CUM_FIELDS",
     "FEATURES",
     "FORECAST_SCHEMA",
     "LEADS",
     "LEAD_KNOTS",
     "MAX_GAP_HOURS",
     "PREDICTORS",
+    "RAW_FIELDS",
+    "SKILL_DEFINITION",
     "SKILL_SCHEMA",
     "SkillBook",
+    "Summaries",
+    "Table",
     "baselines",
     "dense_past",
+    "extend_table",
+    "features_from_summaries",
     "hour_index",
     "hour_str",
     "issue_features",
+    "issue_summaries",
     "last_value",
     "lead_basis",
+    "lead_weights",
+    "linear_forecasts",
+    "needed_hours",
+    "skill",
+    "skill_document",
 ]
 
 #: Schema ids of the forecast job's output values (forecasts, forecast skill).
@@ -102,6 +140,24 @@ FEATURES = (
 COVARIATES = ("dew_point_mean_c", "sea_level_pressure_mean_hpa", "wind_speed_mean_ms")
 #: The model and the three baselines, in the order of the skill documents.
 PREDICTORS = ("model", "last_value", "same_hour_yesterday", "climatology")
+#: What the published skill means (the website and the metrics' help say the same).
+SKILL_DEFINITION = "1 − MAE(model) / MAE(same hour yesterday)"
+
+#: Raw values of one station-hour in the final-hours table (NaN = missing).
+RAW_FIELDS = ("x", "dew", "slp", "wind")
+#: Running sums of the final-hours table (see the module's docstring).
+CUM_FIELDS = (
+    "cx_s",
+    "cx_n",
+    "cdpd_s",
+    "cdpd_n",
+    "cslp_s",
+    "cslp_n",
+    "cwind_s",
+    "cwind_n",
+)
+#: The all-hour running sums and the raw series each one sums.
+_ALL_HOUR_SUMS = (("cdpd", "dpd"), ("cslp", "slp"), ("cwind", "wind"))
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -117,7 +173,7 @@ def hour_index(value: str | datetime) -> int:
 
 def hour_str(hour: int) -> str:
     """Hours since the epoch → ``"YYYY-MM-DDTHH:MM:SSZ"``."""
-    return (_EPOCH + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (_EPOCH + timedelta(hours=int(hour))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dense_past(values: Mapping[int, float], issue_hour: int, hours: int) -> np.ndarray:
@@ -135,54 +191,247 @@ def last_value(past: np.ndarray, max_gap: int = MAX_GAP_HOURS) -> float | None:
     return None
 
 
-def _at(past: np.ndarray, issue_hour: int, hour: int) -> float:
-    k = issue_hour - hour
-    if k < 0:
-        raise ValueError("a feature asked for a value after the issue hour")
-    return float(past[-1 - k]) if k < len(past) else math.nan
+# -- the final-hours table ---------------------------------------------------------------------
 
 
-def _clim(past: np.ndarray, issue_hour: int, days: int) -> np.ndarray:
-    """Mean per UTC hour-of-day over the last ``days`` days (NaN where never seen)."""
-    n = min(days * 24, len(past))
-    window = past[len(past) - n :]
-    hours = (np.arange(issue_hour - n + 1, issue_hour + 1)) % 24
-    sums = np.zeros(24)
-    counts = np.zeros(24)
-    ok = ~np.isnan(window)
-    np.add.at(sums, hours[ok], window[ok])
-    np.add.at(counts, hours[ok], 1)
+@dataclass
+class Table:
+    """Rows of the final-hours table for ``stations`` at the (sorted, unique) ``hours``:
+    ``fields[name]`` has shape ``(len(stations), len(hours))``. A station without a row at an
+    hour reads as NaN (raw values) or 0 (running sums: nothing seen yet)."""
+
+    stations: np.ndarray
+    hours: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    def at(self, name: str, hours: np.ndarray) -> np.ndarray:
+        """``fields[name]`` at ``hours`` (any shape ``S``) → shape ``(stations, *S)``."""
+        hours = np.asarray(hours, dtype=np.int64)
+        fill = 0.0 if name in CUM_FIELDS else math.nan
+        if not len(self.hours):
+            return np.full((len(self.stations), *hours.shape), fill)
+        idx = np.minimum(np.searchsorted(self.hours, hours), len(self.hours) - 1)
+        present = self.hours[idx] == hours
+        return np.where(present, self.fields[name][:, idx], fill)
+
+
+def _nz(a: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(a), 0.0, a)
+
+
+def extend_table(previous: Table, first: int, raw: Mapping[str, np.ndarray]) -> Table:
+    """The table's rows for hours ``first … first + m - 1`` from their raw values.
+
+    ``raw`` maps each of :data:`RAW_FIELDS` to an array ``(stations, m)`` (NaN = missing) for
+    ``previous.stations``; ``previous`` holds the running sums of hours ``first - 24 …
+    first - 1`` (a station absent there starts from 0, as a station seen for the first time).
+    """
+    x = np.asarray(raw["x"], dtype=float)
+    n, m = x.shape
+    out: dict[str, np.ndarray] = {name: np.asarray(raw[name], dtype=float) for name in RAW_FIELDS}
+    series = {"dpd": x - out["dew"], "slp": out["slp"], "wind": out["wind"]}
+    day_before = first - 24 + np.arange(24)
+    before_s, before_n = previous.at("cx_s", day_before), previous.at("cx_n", day_before)
+    cx_s, cx_n = np.empty((n, m)), np.empty((n, m))
+    for r in range(min(24, m)):  # hour first + r + 24 k has the hour of day of first - 24 + r
+        column = x[:, r::24]
+        cx_s[:, r::24] = before_s[:, r : r + 1] + np.cumsum(_nz(column), axis=1)
+        cx_n[:, r::24] = before_n[:, r : r + 1] + np.cumsum(~np.isnan(column), axis=1)
+    out["cx_s"], out["cx_n"] = cx_s, cx_n
+    for prefix, name in _ALL_HOUR_SUMS:
+        values = series[name]
+        start_s = previous.at(f"{prefix}_s", np.array([first - 1]))
+        start_n = previous.at(f"{prefix}_n", np.array([first - 1]))
+        out[f"{prefix}_s"] = start_s + np.cumsum(_nz(values), axis=1)
+        out[f"{prefix}_n"] = start_n + np.cumsum(~np.isnan(values), axis=1)
+    return Table(previous.stations, np.arange(first, first + m, dtype=np.int64), out)
+
+
+def needed_hours(first: int, last: int, clim_days: int, window_days: int) -> np.ndarray:
+    """The table hours the issues at ``first … last`` read (sorted, unique)."""
+    ranges = [np.arange(first - 24, last + 1)]
+    for days in (clim_days, window_days):
+        ranges.append(np.arange(first - 23 - days * 24, last - days * 24 + 1))
+    return np.unique(np.concatenate(ranges)).astype(np.int64)
+
+
+@dataclass
+class Summaries:
+    """What the features and baselines of ``n`` issues need (one row per issue)."""
+
+    issue_hour: np.ndarray  # (n,) int
+    recent: np.ndarray  # (n, 25) x at t-24 … t
+    clim_s: np.ndarray  # (n, 24) sum of x per UTC hour of day over the last clim_days days
+    clim_n: np.ndarray  # (n, 24) count of the same
+    base_s: np.ndarray  # (n, 24) the same over the last window_days days
+    base_n: np.ndarray  # (n, 24)
+    cov_recent: np.ndarray  # (n, 3, 4) dpd, slp, wind at t-3 … t
+    cov_s: np.ndarray  # (n, 3) their sums over the last clim_days days
+    cov_n: np.ndarray  # (n, 3) and counts
+
+
+def issue_summaries(
+    table: Table, issue_hours: Iterable[int], clim_days: int, window_days: int
+) -> Summaries:
+    """Summaries of every station of ``table`` at every issue hour, station-major: the issue of
+    station ``i`` at the ``j``-th hour is row ``i * len(issue_hours) + j``.
+
+    Reads only hours at or before each issue hour (see :func:`needed_hours`).
+    """
+    hours = np.asarray(list(issue_hours), dtype=np.int64)
+    n_st, n_t = len(table.stations), len(hours)
+    back = np.arange(24, -1, -1)  # t-24 … t
+    recent = table.at("x", hours[:, None] - back[None, :])  # (S, T, 25)
+    k = np.arange(24)
+    recent_hours = hours[:, None] - k[None, :]  # (T, 24): t - k, hour of day (t - k) % 24
+    hod = recent_hours % 24
+    order = np.argsort(hod, axis=1)  # columns by hour of day 0 … 23
+
+    def window(prefix: str, days: int) -> tuple[np.ndarray, np.ndarray]:
+        s = table.at(f"{prefix}_s", recent_hours) - table.at(
+            f"{prefix}_s", recent_hours - days * 24
+        )
+        c = table.at(f"{prefix}_n", recent_hours) - table.at(
+            f"{prefix}_n", recent_hours - days * 24
+        )
+        take = np.broadcast_to(order[None], s.shape)
+        return np.take_along_axis(s, take, axis=2), np.take_along_axis(c, take, axis=2)
+
+    clim_s, clim_n = window("cx", clim_days)
+    base_s, base_n = window("cx", window_days)
+    last4 = hours[:, None] - np.arange(3, -1, -1)[None, :]  # (T, 4): t-3 … t
+    x4 = table.at("x", last4)
+    cov_recent = np.stack(
+        [x4 - table.at("dew", last4), table.at("slp", last4), table.at("wind", last4)], axis=2
+    )  # (S, T, 3, 4)
+    now, then = hours, hours - clim_days * 24
+    cov_s = np.stack(
+        [table.at(f"{p}_s", now) - table.at(f"{p}_s", then) for p, _ in _ALL_HOUR_SUMS], axis=2
+    )
+    cov_n = np.stack(
+        [table.at(f"{p}_n", now) - table.at(f"{p}_n", then) for p, _ in _ALL_HOUR_SUMS], axis=2
+    )
+    n = n_st * n_t
+    return Summaries(
+        issue_hour=np.tile(hours, n_st),
+        recent=recent.reshape(n, 25),
+        clim_s=clim_s.reshape(n, 24),
+        clim_n=clim_n.reshape(n, 24),
+        base_s=base_s.reshape(n, 24),
+        base_n=base_n.reshape(n, 24),
+        cov_recent=cov_recent.reshape(n, 3, 4),
+        cov_s=cov_s.reshape(n, 3),
+        cov_n=cov_n.reshape(n, 3),
+    )
+
+
+def _latest(values: np.ndarray) -> np.ndarray:
+    """Per row, the latest non-NaN of the last ``MAX_GAP_HOURS + 1`` columns (NaN if none)."""
+    out = np.full(values.shape[0], math.nan)
+    for k in range(MAX_GAP_HOURS, -1, -1):  # oldest first: later columns overwrite
+        v = values[:, values.shape[1] - 1 - k]
+        out = np.where(np.isnan(v), out, v)
+    return out
+
+
+def _mean(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
+        return np.where(n > 0, s / np.maximum(n, 1), math.nan)
 
 
-def _nz(v: float) -> float:
-    return 0.0 if math.isnan(v) else v
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(a)
+    return _mean(np.where(ok, a, 0.0).sum(axis=1), ok.sum(axis=1))
 
 
-def _anomaly(series: np.ndarray | None, days: int) -> float:
-    """The latest value (at most ``MAX_GAP_HOURS`` old) − the mean of the last ``days`` days;
-    NaN for a missing or empty series."""
-    if series is None or not len(series):
-        return math.nan
-    now = last_value(series)
-    window = series[-days * 24 :]
-    if now is None or not np.any(~np.isnan(window)):
-        return math.nan
-    return now - float(np.nanmean(window))
+def features_from_summaries(s: Summaries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ok, last, features, baselines)`` of every issue: ``ok`` (n,) is False where there is
+    no recent last value (no forecast then); ``last`` (n,) is ``x_t``; ``features`` has shape
+    ``(n, 24, len(FEATURES))`` and ``baselines`` ``(n, 24, 3)`` (last value, same hour
+    yesterday, climatology) for leads 1 … 24."""
+    n = len(s.issue_hour)
+    t = s.issue_hour
+    xt = _latest(s.recent)
+    ok = ~np.isnan(xt)
+    clim = _mean(s.clim_s, s.clim_n)  # (n, 24) by hour of day
+    cm = _nanmean(clim)
+    day = s.recent[:, 1:]  # t-23 … t
+    has_day = (~np.isnan(day)).any(axis=1)
+    m24 = _nanmean(day)
+    hi = np.where(np.isnan(day), -np.inf, day).max(axis=1)
+    lo = np.where(np.isnan(day), np.inf, day).min(axis=1)
+    rng = np.where(has_day, hi - lo, math.nan)
+    rows = np.arange(n)
+    c_t = clim[rows, t % 24]
+    leads = np.arange(1, LEADS + 1)
+    tau_hod = (t[:, None] + leads[None, :]) % 24  # (n, 24)
+    c_tau = clim[rows[:, None], tau_hod]
+    syd = s.recent[:, 1:]  # x at t+L-24 for L = 1 … 24 is t-23 … t
+    cov_now = np.stack([_latest(s.cov_recent[:, i, :]) for i in range(3)], axis=1)
+    cov_anomaly = cov_now - _mean(s.cov_s, s.cov_n)
+    xt_ = xt[:, None]
+    common = [
+        m24 - xt,
+        xt - s.recent[:, 23],
+        xt - s.recent[:, 21],
+        xt - s.recent[:, 0],
+        xt - c_t,
+        rng,
+        np.ones(n),
+        m24 - cm,
+    ]
+    features = np.empty((n, LEADS, len(FEATURES)))
+    features[:, :, 0] = _nz(syd - xt_)
+    features[:, :, 1] = _nz(c_tau - c_t[:, None])
+    for i, value in enumerate(common):
+        features[:, :, 2 + i] = _nz(value)[:, None]
+    features[:, :, 10] = _nz(c_tau - cm[:, None])
+    features[:, :, 11] = _nz(cm - xt)[:, None]
+    for i in range(3):
+        features[:, :, 12 + i] = _nz(cov_anomaly[:, i])[:, None]
+    base_clim = _mean(s.base_s, s.base_n)[rows[:, None], tau_hod]
+    base = np.empty((n, LEADS, 3))
+    base[:, :, 0] = xt_
+    base[:, :, 1] = np.where(np.isnan(syd), xt_, syd)
+    base[:, :, 2] = np.where(np.isnan(base_clim), xt_, base_clim)
+    return ok, xt, features, base
 
 
-def _covariate_anomalies(
-    past: np.ndarray, covariates: Mapping[str, np.ndarray] | None, days: int
-) -> list[float]:
-    """``dpd_anomaly``, ``slp_anomaly``, ``wind_anomaly`` (NaN where the input is missing)."""
-    covariates = covariates or {}
-    dew, slp, wind = (covariates.get(name) for name in COVARIATES)
-    dpd = None
-    if dew is not None:
-        n = min(len(dew), len(past))  # both end at the issue hour
-        dpd = past[len(past) - n :] - dew[len(dew) - n :]
-    return [_anomaly(dpd, days), _anomaly(slp, days), _anomaly(wind, days)]
+# -- one series (tests, notebooks): the same functions on a dense array ----------------------
+
+
+def _series_table(
+    past: np.ndarray, issue_hour: int, covariates: Mapping[str, np.ndarray] | None
+) -> Table:
+    """The final-hours table of one station from dense arrays that all end at ``issue_hour``
+    (of any lengths: an hour before an array's start is missing)."""
+    arrays = {"x": past}
+    for name, key in zip(COVARIATES, ("dew", "slp", "wind"), strict=True):
+        arrays[key] = (covariates or {}).get(name)
+    m = max(len(a) for a in arrays.values() if a is not None)
+    first = issue_hour - m + 1
+    raw = {}
+    for key, series in arrays.items():
+        full = np.full(m, math.nan)
+        if series is not None and len(series):
+            full[m - len(series) :] = np.asarray(series, dtype=float)
+        raw[key] = full[None, :]
+    empty = Table(np.array(["S"]), np.array([], dtype=np.int64), {})
+    return extend_table(empty, first, raw)
+
+
+def _one(
+    past: np.ndarray,
+    issue_hour: int,
+    clim_days: int,
+    window_days: int,
+    covariates: Mapping[str, np.ndarray] | None = None,
+) -> tuple[bool, float, np.ndarray, np.ndarray]:
+    table = _series_table(past, issue_hour, covariates)
+    ok, xt, feats, base = features_from_summaries(
+        issue_summaries(table, [issue_hour], clim_days, window_days)
+    )
+    return bool(ok[0]), float(xt[0]), feats[0], base[0]
 
 
 def issue_features(
@@ -191,65 +440,39 @@ def issue_features(
     clim_days: int = 30,
     covariates: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray | None:
-    """Features for leads 1..24 issued at ``issue_hour`` (shape ``(24, len(FEATURES))``).
+    """Features for leads 1..24 issued at ``issue_hour`` (shape ``(24, len(FEATURES))``) of one
+    station whose hourly means are ``past`` (``past[-1]`` is the issue hour, NaN = missing).
 
-    ``past[-1]`` is the issue hour; ``covariates`` maps names of :data:`COVARIATES` to
-    arrays that also end at the issue hour (any length; ``clim_days`` days suffice; a
-    missing name or an all-NaN array makes its feature 0). None when there is no recent
-    last value.
+    ``covariates`` maps names of :data:`COVARIATES` to arrays that also end at the issue hour
+    (any length; ``clim_days`` days suffice; a missing name or an all-NaN array makes its
+    feature 0). None when there is no recent last value.
     """
-    xt = last_value(past)
-    if xt is None:
-        return None
-    clim = _clim(past, issue_hour, clim_days)
-    cm = float(np.nanmean(clim)) if np.any(~np.isnan(clim)) else math.nan
-    day = past[-24:]
-    has_day = np.any(~np.isnan(day))
-    m24 = float(np.nanmean(day)) if has_day else math.nan
-    rng = float(np.nanmax(day) - np.nanmin(day)) if has_day else math.nan
-    t = issue_hour
-    c_t = clim[t % 24]
-    common = [
-        _nz(m24 - xt),
-        _nz(xt - _at(past, t, t - 1)),
-        _nz(xt - _at(past, t, t - 3)),
-        _nz(xt - _at(past, t, t - 24)),
-        _nz(xt - c_t),
-        _nz(rng),
-        1.0,
-        _nz(m24 - cm),
-    ]
-    extra = [_nz(v) for v in _covariate_anomalies(past, covariates, clim_days)]
-    rows = np.empty((LEADS, len(FEATURES)))
-    for lead in range(1, LEADS + 1):
-        tau = t + lead
-        c_tau = clim[tau % 24]
-        rows[lead - 1] = [
-            _nz(_at(past, t, tau - 24) - xt),
-            _nz(c_tau - c_t),
-            *common,
-            _nz(c_tau - cm),
-            _nz(cm - xt),
-            *extra,
-        ]
-    return rows
+    ok, _xt, feats, _base = _one(past, issue_hour, clim_days, clim_days, covariates)
+    return feats if ok else None
 
 
 def baselines(past: np.ndarray, issue_hour: int, window_days: int) -> np.ndarray | None:
     """The three baselines for leads 1..24, shape ``(24, 3)``: last value, same hour of the
     previous day (last value when that hour is missing), hour-of-day climatology of the last
     ``window_days`` days (last value where that hour was never seen)."""
-    xt = last_value(past)
-    if xt is None:
-        return None
-    clim = _clim(past, issue_hour, window_days)
-    out = np.empty((LEADS, 3))
-    for lead in range(1, LEADS + 1):
-        tau = issue_hour + lead
-        syd = _at(past, issue_hour, tau - 24)
-        c = clim[tau % 24]
-        out[lead - 1] = [xt, xt if math.isnan(syd) else syd, xt if math.isnan(c) else c]
-    return out
+    ok, _xt, _feats, base = _one(past, issue_hour, window_days, window_days)
+    return base if ok else None
+
+
+def lead_weights(coefficients: np.ndarray) -> np.ndarray:
+    """The model's per-lead feature weights ``(24, len(FEATURES))`` from its coefficients over
+    the crossed columns (knot-major: knot ``k``, feature ``f`` at ``k * len(FEATURES) + f``)."""
+    w = np.asarray(coefficients, dtype=float).reshape(len(LEAD_KNOTS), len(FEATURES))
+    basis = np.array([lead_basis(lead) for lead in range(1, LEADS + 1)])  # (24, knots)
+    return basis @ w
+
+
+def linear_forecasts(
+    weights: np.ndarray, intercept: float, last: np.ndarray, features: np.ndarray
+) -> np.ndarray:
+    """Forecasts ``(n, 24)`` in °C: the last value plus the predicted change, with
+    :func:`lead_weights` (the same numbers as the Spark ML pipeline's ``transform``)."""
+    return last[:, None] + intercept + np.einsum("nlf,lf->nl", features, weights)
 
 
 def lead_basis(lead: float) -> list[float]:
@@ -263,9 +486,51 @@ def lead_basis(lead: float) -> list[float]:
     return weights
 
 
+# -- skill ------------------------------------------------------------------------------------
+
+
+def skill(mae_model: float, mae_same_hour_yesterday: float) -> float | None:
+    """:data:`SKILL_DEFINITION`; None when either MAE is unknown or the baseline's is 0."""
+    if math.isnan(mae_model) or math.isnan(mae_same_hour_yesterday) or mae_same_hour_yesterday == 0:
+        return None
+    return round(float(1 - mae_model / mae_same_hour_yesterday), 6)
+
+
+def skill_document(
+    key: str, sums: np.ndarray, counts: np.ndarray, updated_hour: int, model_version: int
+) -> dict[str, object]:
+    """The ``forecast-skill.v1`` value of ``key`` (a station or ``ALL``) from its error sums
+    ``sums`` (``(len(PREDICTORS), 24)``: Σ|error| per predictor and lead) and ``counts``
+    (``(24,)``: verified points per lead). NaN never appears: None instead."""
+    sums = np.asarray(sums, dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_lead = np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
+        overall = sums.sum(axis=1) / total if total else np.full(len(PREDICTORS), math.nan)
+    leads = [
+        {
+            "lead": lead,
+            "n": int(counts[lead - 1]),
+            "mae": _maes(per_lead[:, lead - 1]),
+            "skill": skill(per_lead[0, lead - 1], per_lead[2, lead - 1]),
+        }
+        for lead in range(1, LEADS + 1)
+    ]
+    return {
+        "schema": SKILL_SCHEMA,
+        "station_id": key,
+        "updated_hour": hour_str(updated_hour),
+        "model_version": model_version,
+        "leads": leads,
+        "overall": {"n": int(total), "mae": _maes(overall), "skill": skill(overall[0], overall[2])},
+    }
+
+
 @dataclass
 class SkillBook:
-    """Running mean absolute errors per key (a station or ``ALL``), lead and predictor."""
+    """Running mean absolute errors per key (a station or ``ALL``), lead and predictor, in
+    memory (the tests' reference; the job keeps the same sums in a table)."""
 
     sums: dict[str, np.ndarray] = field(default_factory=dict)  # key → (4, 24) Σ|error|
     counts: dict[str, np.ndarray] = field(default_factory=dict)  # key → (24,) n
@@ -280,34 +545,8 @@ class SkillBook:
             self.sums[key][:, lead - 1] += errors
             self.counts[key][lead - 1] += 1
 
-    def mae(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(mae per lead (4, 24), n per lead, overall mae (4,), overall n)``; NaN if n = 0."""
-        s, n = self.sums[key], self.counts[key]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_lead = np.where(n > 0, s / np.maximum(n, 1), math.nan)
-            overall = s.sum(axis=1) / n.sum() if n.sum() else np.full(len(PREDICTORS), math.nan)
-        return per_lead, n, overall, n.sum()
-
     def document(self, key: str, updated_hour: int, model_version: int) -> dict[str, object]:
-        """The ``forecast-skill.v1`` value for ``key`` (NaN never appears: None instead)."""
-        per_lead, n, overall, total = self.mae(key)
-        leads = [
-            {
-                "lead": lead,
-                "n": int(n[lead - 1]),
-                "mae": _maes(per_lead[:, lead - 1]),
-                "skill": _skill(per_lead[:, lead - 1]),
-            }
-            for lead in range(1, LEADS + 1)
-        ]
-        return {
-            "schema": SKILL_SCHEMA,
-            "station_id": key,
-            "updated_hour": hour_str(updated_hour),
-            "model_version": model_version,
-            "leads": leads,
-            "overall": {"n": int(total), "mae": _maes(overall), "skill": _skill(overall)},
-        }
+        return skill_document(key, self.sums[key], self.counts[key], updated_hour, model_version)
 
     def to_json(self) -> dict[str, object]:
         return {k: {"sums": self.sums[k].tolist(), "n": self.counts[k].tolist()} for k in self.sums}
@@ -327,11 +566,3 @@ def _clean(v: float) -> float | None:
 
 def _maes(values: np.ndarray) -> dict[str, float | None]:
     return {p: _clean(v) for p, v in zip(PREDICTORS, values, strict=True)}
-
-
-def _skill(values: np.ndarray) -> float | None:
-    """1 − MAE(model) / MAE(same hour yesterday)."""
-    model, syd = values[0], values[2]
-    if math.isnan(model) or math.isnan(syd) or syd == 0:
-        return None
-    return round(float(1 - model / syd), 6)

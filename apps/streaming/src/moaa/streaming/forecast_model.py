@@ -44,8 +44,10 @@ __all__ = [
     "ModelStore",
     "StoredModel",
     "build_pipeline",
+    "coefficients",
     "predict",
     "rows_frame",
+    "score",
     "train",
 ]
 
@@ -139,11 +141,21 @@ def train(rows: DataFrame, reg_param: float = 1e-3) -> tuple[PipelineModel, dict
     }
 
 
+def score(model: PipelineModel, rows: DataFrame) -> DataFrame:
+    """``rows`` with ``value``, the forecast in °C (last value + the predicted change)."""
+    out = model.transform(rows)
+    return out.select(*rows.columns, (F.col("last_c") + F.col("prediction")).alias("value"))
+
+
+def coefficients(model: PipelineModel) -> tuple[np.ndarray, float]:
+    """The linear regression's coefficients (over the crossed columns) and intercept."""
+    regression = model.stages[-1]
+    return np.asarray(regression.coefficients.toArray(), dtype=float), float(regression.intercept)
+
+
 def predict(model: PipelineModel, rows: DataFrame) -> list[tuple[str, int, int, float]]:
-    """``(station, issue_hour, lead, forecast °C)`` for every row (forecast = last + change)."""
-    out = model.transform(rows).select(
-        "station_id", "issue_hour", "lead", (F.col("last_c") + F.col("prediction")).alias("value")
-    )
+    """``(station, issue_hour, lead, forecast °C)`` for every row, collected (small frames)."""
+    out = score(model, rows).select("station_id", "issue_hour", "lead", "value")
     return [(r[0], int(r[1]), int(r[2]), float(r[3])) for r in out.collect()]
 
 
@@ -177,6 +189,16 @@ class ModelStore:
         path = self.root / f"v{versions[-1]}"
         metadata = json.loads((path / "metadata.json").read_text())
         return StoredModel(versions[-1], PipelineModel.load(str(path / "model")), metadata)
+
+    def discard_trained_after(self, hour: int | None) -> None:
+        """Remove the versions trained on data after ``hour`` (all when None): a step that a
+        crash interrupted trains them again, the same way."""
+        for version in self.versions():
+            path = self.root / f"v{version}"
+            through = json.loads((path / "metadata.json").read_text()).get("trained_through_hour")
+            if hour is None or through is None or int(through) > hour:
+                log.info("discarding forecast model v%d (from an interrupted step)", version)
+                shutil.rmtree(path, ignore_errors=True)
 
     def save(self, model: PipelineModel, metadata: dict[str, Any]) -> StoredModel:
         """Save as the next version (atomic rename); keep the last few versions."""

@@ -7,9 +7,13 @@ into ``$SPARK_HOME/jars`` and the setting stays empty. Nothing is downloaded at 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pyspark.sql import SparkSession
@@ -18,12 +22,17 @@ from moaa.common.kafka import KafkaSettings
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
+    "SparkDriverLost",
     "SparkSettings",
     "build_session",
     "kafka_options",
     "kafka_source_options",
     "metrics_conf",
+    "run_spark_job",
+    "supervise",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class SparkSettings(MoaaSettings):
@@ -43,6 +52,11 @@ class SparkSettings(MoaaSettings):
         "every micro-batch, and per-hour state is small; 1 gave the lowest latency locally.",
     )
     spark_ui_port: int = Field(4040, description="Driver UI port (serves /metrics/prometheus).")
+    spark_driver_memory: str = Field(
+        "1g",
+        description="spark.driver.memory of local runs (the JVM heap of the driver, which also "
+        "runs the tasks in local mode); under the operator the SparkApplication sets it.",
+    )
     checkpoint_dir: Path = Field(
         Path(".local/checkpoints"),
         description="Streaming checkpoints and the forecast job's model store, one directory "
@@ -71,16 +85,26 @@ def build_session(
     ):
         # Local run: loopback only, whatever this machine's hostname resolves to.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (pandas UDFs) run this interpreter, the one with moaa installed.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(settings.spark_master)
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.memory", settings.spark_driver_memory)
+            # An OutOfMemoryError leaves a JVM that answers nothing more: end it at once, so
+            # the job fails (exit code, restart) instead of hanging (see run_spark_job). Under
+            # the operator the SparkApplication's javaOptions say the same.
+            .config("spark.driver.extraJavaOptions", _EXIT_ON_OOM)
         )
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.ui.port": str(settings.spark_ui_port),
         "spark.ui.showConsoleProgress": "false",
+        # list the directories a query reads on the driver: a distributed listing job for a
+        # few hundred local directories costs more than the listing
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         **(extra_conf or {}),
     }
     if settings.spark_jars:
@@ -88,6 +112,72 @@ def build_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+_EXIT_ON_OOM = "-XX:+ExitOnOutOfMemoryError"
+
+
+class SparkDriverLost(RuntimeError):
+    """The Spark driver's JVM is gone (it exited, e.g. on an OutOfMemoryError)."""
+
+
+def _jvm_exit_code(spark: SparkSession) -> int | None:
+    """The exit code of the driver JVM this process started, or None while it runs (or when
+    the JVM started this process, as under spark-submit)."""
+    gateway = getattr(spark.sparkContext, "_gateway", None)
+    proc = getattr(gateway, "proc", None)
+    return None if proc is None else proc.poll()
+
+
+def supervise(spark: SparkSession, queries: Iterable[Any], stop: threading.Event) -> None:
+    """Wait until ``stop`` is set; raise when a query stops by itself or the JVM is gone."""
+    queries = list(queries)
+    while not stop.wait(1.0):
+        code = _jvm_exit_code(spark)
+        if code is not None:
+            raise SparkDriverLost(f"the Spark driver JVM exited with code {code}")
+        for query in queries:
+            try:
+                active = query.isActive
+            except Exception as exc:
+                raise SparkDriverLost(f"the Spark driver stopped answering: {exc}") from exc
+            if not active:
+                raise SystemExit(f"query {query.name} stopped: {query.exception()}")
+
+
+def run_spark_job(component: str, main: Callable[[], object]) -> None:
+    """Run a Spark job's ``main``; any fatal error ends the process with exit code 1 and one
+    clear log line, at once (no cleanup that could wait on a dead JVM, so never a hang).
+
+    An ``OutOfMemoryError`` in the driver ends its JVM (``-XX:+ExitOnOutOfMemoryError``, see
+    :func:`build_session`); the Python side then sees the JVM gone and exits here.
+    """
+    try:
+        main()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        code = exc.code if isinstance(exc, SystemExit) else 130
+        if code in (None, 0):
+            return
+        log.critical("%s job failed: %s", component, code)
+        _exit(1)
+    except BaseException as exc:
+        log.critical(
+            "%s job failed: %s: %s (if the Spark driver ran out of memory, its log above says "
+            "java.lang.OutOfMemoryError: raise its memory, MOAA_SPARK_DRIVER_MEMORY locally)",
+            component,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+            exc_info=exc,
+        )
+        _exit(1)
+
+
+def _exit(code: int) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def kafka_options(settings: KafkaSettings) -> dict[str, str]:

@@ -50,6 +50,8 @@ from moaa.streaming.spark import (
     kafka_options,
     kafka_source_options,
     metrics_conf,
+    run_spark_job,
+    supervise,
 )
 
 __all__ = [
@@ -301,10 +303,7 @@ def run(settings: StatsSettings) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while not stop.wait(1.0):
-        for query in queries:
-            if not query.isActive:
-                raise SystemExit(f"query {query.name} stopped: {query.exception()}")
+    supervise(spark, queries, stop)
     for query in queries:
         query.stop()
     spark.stop()
@@ -324,4 +323,4 @@ def command(
     overrides = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir else {}
     settings = StatsSettings(**overrides)
     configure_logging(settings.log_level, settings.log_format, component="stats")
-    run(settings)
+    run_spark_job("stats", lambda: run(settings))

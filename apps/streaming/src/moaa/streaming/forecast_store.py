@@ -1,0 +1,358 @@
+"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v2/``, read by Spark.
+
+Every table is written by *steps*: a step processes the final hours ``a … b`` and writes its
+rows under ``step=<a>`` (``pending`` under ``target_hour=<h>/step=<a>``) with dynamic partition
+overwrite, so a step that a crash interrupted is simply done again: the same directories are
+replaced, never appended to twice. Steps are contiguous, so step ``a_i`` covers the hours
+``a_i … a_{i+1} − 1``; :meth:`StepTable.read_hours` opens only the directories of the hours it
+is asked for. ``state.json`` (written atomically after a step) names the last final hour; on
+start, any directory of a later step is left over from an interrupted step and is removed.
+
+=================  ===========================================================================
+``incoming/``      hourly means as they arrive from Kafka (``hour=<h>``, appended per
+                   micro-batch with batch id, partition and offset: the last one wins)
+``hours/``         the final-hours table (:mod:`moaa.streaming.forecast_features`): one row per
+                   station ever seen and final hour, with running sums
+``candidates/``    training rows: a deterministic sample of the issues, features per lead
+``train/v<r>/``    the training set of the model trained at hour ``r``: earlier training set +
+                   new candidates, labels filled in as their target hours became final
+``pending/``       issued forecasts awaiting their target hour (model and the three baselines)
+``skill/v<h>/``    Σ|error| and n per station and lead, through final hour ``h``
+``models/``        the versioned Spark ML models (:class:`.forecast_model.ModelStore`)
+=================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from moaa.streaming.forecast_features import CUM_FIELDS, FEATURES, PREDICTORS, RAW_FIELDS
+
+__all__ = [
+    "CANDIDATE_SCHEMA",
+    "HOURS_SCHEMA",
+    "INCOMING_SCHEMA",
+    "ISSUE_SCHEMA",
+    "LAYOUT",
+    "PENDING_SCHEMA",
+    "SKILL_TABLE_SCHEMA",
+    "EngineState",
+    "ForecastStore",
+    "StepTable",
+]
+
+#: The directory of this layout under the checkpoint directory. The forecast job of earlier
+#: versions kept another layout in ``forecast/`` (Python-side history): it is not read.
+LAYOUT = "forecast.v2"
+
+_D, _L, _S = DoubleType(), LongType(), StringType()
+
+INCOMING_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("name", _S),
+        *(StructField(name, _D) for name in RAW_FIELDS),
+        StructField("batch_id", _L, False),
+        StructField("partition", IntegerType(), False),
+        StructField("offset", _L, False),
+        StructField("hour", _L, False),
+    ]
+)
+HOURS_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("hour", _L, False),
+        StructField("name", _S),
+        *(StructField(name, _D) for name in RAW_FIELDS),
+        *(StructField(name, _D, False) for name in CUM_FIELDS),
+    ]
+)
+_FEATURE_FIELDS = [StructField(f"f_{name}", _D, False) for name in FEATURES]
+#: One issue and lead: what the model sees, with the three baselines.
+ISSUE_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("issue_hour", _L, False),
+        StructField("lead", IntegerType(), False),
+        StructField("name", _S),
+        StructField("last_c", _D, False),
+        *_FEATURE_FIELDS,
+        *(StructField(f"b_{p}", _D, False) for p in PREDICTORS[1:]),
+    ]
+)
+CANDIDATE_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("issue_hour", _L, False),
+        StructField("lead", IntegerType(), False),
+        StructField("last_c", _D, False),
+        *_FEATURE_FIELDS,
+        StructField("label", _D),
+    ]
+)
+#: A forecast point awaiting its target hour: the model's value and the three baselines'.
+PENDING_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("lead", IntegerType(), False),
+        *(StructField(f"v_{p}", _D) for p in PREDICTORS),
+    ]
+)
+SKILL_TABLE_SCHEMA = StructType(
+    [
+        StructField("station_id", _S, False),
+        StructField("lead", IntegerType(), False),
+        StructField("n", _D, False),
+        *(StructField(f"s_{p}", _D, False) for p in PREDICTORS),
+    ]
+)
+
+_STEP = re.compile(r"step=(-?\d+)")
+_HOUR = re.compile(r"hour=(-?\d+)")
+_VERSION = re.compile(r"v(-?\d+)")
+
+
+def _ints(path: Path, pattern: re.Pattern[str]) -> list[int]:
+    if not path.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in path.iterdir() if (m := pattern.fullmatch(p.name)))
+
+
+def _empty(spark: SparkSession, schema: StructType) -> DataFrame:
+    return spark.createDataFrame([], schema)
+
+
+class StepTable:
+    """A table written step by step (``<root>/step=<a>/``; see the module's docstring)."""
+
+    def __init__(self, spark: SparkSession, root: Path, schema: StructType, hour_col: str) -> None:
+        self.spark, self.root, self.schema, self.hour_col = spark, root, schema, hour_col
+
+    def steps(self) -> list[int]:
+        return _ints(self.root, _STEP)
+
+    def write(self, df: DataFrame, step: int) -> None:
+        """Replace step ``step``'s rows with ``df`` (one file)."""
+        from pyspark.sql import functions as F  # noqa: PLC0415
+
+        (
+            df.withColumn("step", F.lit(step).cast(LongType()))
+            .coalesce(1)
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("step")
+            .parquet(str(self.root))
+        )
+
+    def read_hours(self, hours: Iterable[int]) -> DataFrame:
+        """The rows whose hour column is one of ``hours`` (only their steps are opened)."""
+        from pyspark.sql import functions as F  # noqa: PLC0415
+
+        wanted = sorted({int(h) for h in hours})
+        steps = self.steps()
+        if not wanted or not steps:
+            return _empty(self.spark, self.schema)
+        paths = []
+        for i, a in enumerate(steps):
+            end = steps[i + 1] - 1 if i + 1 < len(steps) else None
+            if any(h >= a and (end is None or h <= end) for h in _probe(wanted, a, end)):
+                paths.append(str(self.root / f"step={a}"))
+        if not paths:
+            return _empty(self.spark, self.schema)
+        df = self.spark.read.schema(self.schema).option("basePath", str(self.root)).parquet(*paths)
+        lo, hi = wanted[0], wanted[-1]
+        df = df.where(F.col(self.hour_col).between(lo, hi))
+        if hi - lo + 1 != len(wanted):
+            df = df.where(F.col(self.hour_col).isin(wanted))
+        return df.select(*self.schema.fieldNames())
+
+    def drop_steps(
+        self, keep: Iterable[int] | None = None, before: int | None = None, after: int | None = None
+    ) -> None:
+        """Remove step directories: those starting after ``after`` (an interrupted step), or
+        those wholly before hour ``before`` (retention)."""
+        steps = self.steps()
+        for i, a in enumerate(steps):
+            end = steps[i + 1] - 1 if i + 1 < len(steps) else None
+            gone = (after is not None and a > after) or (
+                before is not None and end is not None and end < before
+            )
+            if gone and (keep is None or a not in set(keep)):
+                shutil.rmtree(self.root / f"step={a}", ignore_errors=True)
+
+
+def _probe(wanted: list[int], a: int, end: int | None) -> list[int]:
+    """The wanted hours that could fall in ``a … end`` (a cheap bisect instead of a scan)."""
+    import bisect  # noqa: PLC0415
+
+    lo = bisect.bisect_left(wanted, a)
+    hi = len(wanted) if end is None else bisect.bisect_right(wanted, end)
+    return wanted[lo:hi]
+
+
+@dataclass
+class EngineState:
+    """What survives a restart besides the tables (``state.json``): a few numbers."""
+
+    last_final: int | None = None  # last final hour processed
+    clock: int | None = None  # newest hour seen
+    first_hour: int | None = None  # oldest hour seen
+    skill_version: int | None = None  # skill/v<h>
+    skill_all: dict[str, list] | None = None  # Σ|error| and n of ALL (4 × 24, 24)
+    stations: int | None = None  # stations in the final-hours table
+    train_version: int | None = None  # train/v<r>
+
+    @classmethod
+    def load(cls, path: Path) -> EngineState:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, path)
+
+
+class ForecastStore:
+    """Every table of the forecast job under ``root`` (see the module's docstring)."""
+
+    def __init__(self, spark: SparkSession, root: Path) -> None:
+        self.spark, self.root = spark, root
+        self.incoming_dir = root / "incoming"
+        self.hours = StepTable(spark, root / "hours", HOURS_SCHEMA, "hour")
+        self.candidates = StepTable(spark, root / "candidates", CANDIDATE_SCHEMA, "issue_hour")
+        self.pending_dir = root / "pending"
+        self.train_dir = root / "train"
+        self.skill_dir = root / "skill"
+        self.state_path = root / "state.json"
+
+    # -- incoming ----------------------------------------------------------------------------
+
+    def append_incoming(self, df: DataFrame) -> None:
+        df.select(*INCOMING_SCHEMA.fieldNames()).write.mode("append").partitionBy("hour").parquet(
+            str(self.incoming_dir)
+        )
+
+    def read_incoming(self, first: int, last: int) -> DataFrame:
+        """The latest hourly means of hours ``first … last`` (one row per station and hour)."""
+        from pyspark.sql import Window  # noqa: PLC0415
+        from pyspark.sql import functions as F  # noqa: PLC0415
+
+        present = set(_ints(self.incoming_dir, _HOUR))
+        paths = [
+            str(self.incoming_dir / f"hour={h}") for h in range(first, last + 1) if h in present
+        ]
+        if not paths:
+            return _empty(self.spark, INCOMING_SCHEMA)
+        rows = (
+            self.spark.read.schema(INCOMING_SCHEMA)
+            .option("basePath", str(self.incoming_dir))
+            .parquet(*paths)
+        )
+        latest = Window.partitionBy("station_id", "hour").orderBy(
+            F.col("batch_id").desc(), F.col("partition").desc(), F.col("offset").desc()
+        )
+        return rows.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
+
+    def drop_incoming(self, through: int) -> None:
+        for h in _ints(self.incoming_dir, _HOUR):
+            if h <= through:
+                shutil.rmtree(self.incoming_dir / f"hour={h}", ignore_errors=True)
+
+    # -- pending forecasts -------------------------------------------------------------------
+
+    def write_pending(self, df: DataFrame, step: int) -> None:
+        """Forecast points issued by step ``step`` (columns ``target_hour`` and those of
+        :data:`PENDING_SCHEMA`), by target hour, replacing that step's."""
+        from pyspark.sql import functions as F  # noqa: PLC0415
+
+        (
+            df.select("target_hour", *PENDING_SCHEMA.fieldNames())
+            .withColumn("step", F.lit(step).cast(LongType()))
+            .coalesce(1)
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("target_hour", "step")
+            .parquet(str(self.pending_dir))
+        )
+
+    def read_pending(self, first: int, last: int) -> DataFrame:
+        """Forecast points whose target hour is in ``first … last``, with ``target_hour``."""
+        from pyspark.sql import functions as F  # noqa: PLC0415
+
+        present = set(_ints(self.pending_dir, re.compile(r"target_hour=(-?\d+)")))
+        hours = [h for h in range(first, last + 1) if h in present]
+        schema = StructType([*PENDING_SCHEMA.fields, StructField("target_hour", _L)])
+        if not hours:
+            return _empty(self.spark, schema)
+        frames = [
+            self.spark.read.schema(PENDING_SCHEMA)
+            .parquet(str(self.pending_dir / f"target_hour={h}"))
+            .withColumn("target_hour", F.lit(h).cast(LongType()))
+            for h in hours
+        ]
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.unionByName(frame)
+        return out.select(*schema.fieldNames())
+
+    def drop_pending(self, through: int | None = None, steps_after: int | None = None) -> None:
+        """Remove verified target hours (``<= through``), or an interrupted step's forecasts."""
+        pattern = re.compile(r"target_hour=(-?\d+)")
+        for h in _ints(self.pending_dir, pattern):
+            target = self.pending_dir / f"target_hour={h}"
+            if through is not None and h <= through:
+                shutil.rmtree(target, ignore_errors=True)
+            elif steps_after is not None:
+                for a in _ints(target, _STEP):
+                    if a > steps_after:
+                        shutil.rmtree(target / f"step={a}", ignore_errors=True)
+
+    # -- versioned tables (training set, skill sums) -----------------------------------------
+
+    def versions(self, root: Path) -> list[int]:
+        return _ints(root, _VERSION)
+
+    def read_version(self, root: Path, version: int | None, schema: StructType) -> DataFrame:
+        path = root / f"v{version}"
+        if version is None or not path.exists():
+            return _empty(self.spark, schema)
+        return self.spark.read.schema(schema).parquet(str(path))
+
+    def write_version(self, root: Path, version: int, df: DataFrame) -> None:
+        """Write ``v<version>`` whole (replacing a copy an interrupted step left)."""
+        df.coalesce(1).write.mode("overwrite").parquet(str(root / f"v{version}"))
+
+    def drop_versions(self, root: Path, keep: Iterable[int | None]) -> None:
+        kept = {k for k in keep if k is not None}
+        for v in self.versions(root):
+            if v not in kept:
+                shutil.rmtree(root / f"v{v}", ignore_errors=True)
+
+    # -- restart -----------------------------------------------------------------------------
+
+    def discard_after(self, last_final: int | None) -> None:
+        """Remove what a step after ``last_final`` wrote before a crash interrupted it."""
+        after = -(2**62) if last_final is None else last_final
+        self.hours.drop_steps(after=after)
+        self.candidates.drop_steps(after=after)
+        self.drop_pending(steps_after=after)
