@@ -176,8 +176,21 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
 {{- default (printf "%s-spark" (include "moaa.fullname" .)) .Values.spark.serviceAccount.name }}
 {{- end }}
 
-{{- define "moaa.sparkWebhookService" -}}
-{{- default (printf "%s-spark-operator-webhook-svc" .Release.Name) .Values.spark.webhookService }}
+{{- define "moaa.sparkExecutorServiceAccount" -}}
+{{- printf "%s-executor" (include "moaa.sparkServiceAccount" .) }}
+{{- end }}
+
+{{/* NetworkPolicy egress rule to the Kubernetes API (ports 443 and 6443). Network plugins
+     match egress after the `kubernetes` Service's address translation, so a CIDR must hold
+     the API server's endpoint addresses, never the Service IP; empty = the ports alone. */}}
+{{- define "moaa.apiServerEgress" -}}
+- {{- with .Values.networkPolicy.apiServerCIDR }}
+  to:
+    - ipBlock: {cidr: {{ . }}}
+  {{- end }}
+  ports:
+    - {port: 443, protocol: TCP}
+    - {port: 6443, protocol: TCP}
 {{- end }}
 
 {{/* name=url,... of every metrics endpoint, for the dashboard's pipeline page. */}}
