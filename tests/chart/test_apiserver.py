@@ -52,6 +52,26 @@ def test_every_object_is_accepted(kube_cluster: Cluster, helm: Helm, profile: st
         assert {"SparkApplication", "Job"} <= kinds
 
 
+def test_an_upgrade_with_changed_values_is_accepted(kube_cluster: Cluster, helm: Helm) -> None:
+    """`helm upgrade` re-applies everything: no immutable field (a Job's pod template) may change.
+
+    The data Job's name carries a hash of its inputs, so changed values make a new Job; the
+    same values keep the name (no needless re-run).
+    """
+    namespace = "moaa-upgrade"
+    restricted_namespace(kube_cluster, namespace)
+    first, second = (
+        helm_phases(helm.template("kind", "--namespace", namespace, *extra))[0]
+        for extra in ([], ["--set", "logLevel=DEBUG,data.resources.limits.memory=1Gi"])
+    )
+    assert not _rejections([kube_cluster.apply(o, namespace) for o in first])
+    assert not _rejections([kube_cluster.apply(o, namespace) for o in second])
+    jobs = [{object_ref(o) for o in render if o["kind"] == "Job"} for render in (first, second)]
+    assert jobs[0] != jobs[1]
+    again = helm.template("kind", "--namespace", namespace, "--set", "dashboard.replicas=3")
+    assert {object_ref(o) for o in again if o["kind"] == "Job"} >= jobs[0]
+
+
 def test_the_api_server_really_judges(kube_cluster: Cluster, helm: Helm) -> None:
     """Guards the test above: a broken object of each kind of check is refused or warned."""
     namespace = "moaa-negative"

@@ -124,6 +124,18 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
   value: {{ .root.Values.kafka.topics.retentionMs | int64 | quote }}
 {{- end }}
 
+{{/* The data Job's name: source, year and a hash of every value its pod template reads, plus
+     the chart version (a new chart may change the template itself). Prepare and download are
+     idempotent, so a new Job after such a change only redoes what changed. */}}
+{{- define "moaa.dataJobName" -}}
+{{- $i := .Values.images }}
+{{- $inputs := dict "data" .Values.data "year" .Values.replay.year "log" .Values.logLevel "chart" .Chart.Version
+      "image" (list $i.registry $i.dataprep $i.pullPolicy $i.pullSecrets)
+      "security" (list .Values.podSecurityContext .Values.containerSecurityContext) }}
+{{- $hash := toJson $inputs | sha256sum | trunc 8 }}
+{{- include "moaa.componentName" (dict "root" . "component" (printf "data-%s-%d-%s" .Values.data.source (int .Values.replay.year) $hash)) }}
+{{- end }}
+
 {{- define "moaa.commonEnv" -}}
 - name: MOAA_LOG_FORMAT
   value: json
