@@ -95,7 +95,7 @@ def helm_phases(
     """
     release, hooks, tests = [], [], []
     for obj in objects:
-        events = obj.get("metadata", {}).get("annotations", {}).get("helm.sh/hook", "")
+        events = ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
         if not events:
             release.append(obj)
         elif "test" in events.split(","):
