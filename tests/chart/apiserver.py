@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import yaml
@@ -33,10 +33,12 @@ __all__ = [
     "ApiError",
     "Applied",
     "Cluster",
+    "Phases",
     "control_plane",
     "helm_phases",
     "install_crds",
     "object_ref",
+    "read_manifests",
     "restricted_namespace",
 ]
 
@@ -85,29 +87,36 @@ def object_ref(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
-def helm_phases(
-    objects: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split a render the way `helm install` and `helm test` create it.
+class Phases(NamedTuple):
+    """A render split the way `helm install` and then `helm test` create it."""
 
-    Returns the release's own objects (in install order), the post-install hooks (by weight)
-    and the test hooks.
-    """
-    release, hooks, tests = [], [], []
+    pre_install: list[dict[str, Any]]
+    release: list[dict[str, Any]]
+    post_install: list[dict[str, Any]]
+    tests: list[dict[str, Any]]
+
+
+def helm_phases(objects: list[dict[str, Any]]) -> Phases:
+    """Pre-install hooks (by weight), the release's own objects (in Helm's install order),
+    post-install hooks (by weight), test hooks. Hooks of other events (upgrade, delete) are
+    left out: an install does not create them."""
+    phases = Phases([], [], [], [])
     for obj in objects:
         events = ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
-        if not events:
-            release.append(obj)
-        elif "test" in events.split(","):
-            tests.append(obj)
-        elif "post-install" in events.split(","):
-            hooks.append(obj)
-        else:
-            raise AssertionError(f"{object_ref(obj)}: hook {events!r} not modelled here")
+        kinds = set(events.replace(" ", "").split(",")) - {""}
+        if not kinds:
+            phases.release.append(obj)
+        elif "test" in kinds:
+            phases.tests.append(obj)
+        elif "pre-install" in kinds:
+            phases.pre_install.append(obj)
+        elif "post-install" in kinds:
+            phases.post_install.append(obj)
     order = {kind: i for i, kind in enumerate(HELM_INSTALL_ORDER)}
-    release.sort(key=lambda o: order.get(o["kind"], len(order)))
-    hooks.sort(key=lambda o: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", "0")))
-    return release, hooks, tests
+    phases.release.sort(key=lambda o: order.get(o["kind"], len(order)))
+    for hooks in (phases.pre_install, phases.post_install):
+        hooks.sort(key=lambda o: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", "0")))
+    return phases
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -260,17 +269,28 @@ def restricted_namespace(cluster: Cluster, name: str) -> None:
             raise ApiError(f"{applied.ref}: {applied.status} {applied.message}")
 
 
-def install_crds(cluster: Cluster, files: list[Path]) -> list[str]:
-    """Server-side apply every CustomResourceDefinition in ``files``; wait until served."""
-    names = []
-    for path in files:
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd:
-                continue
-            applied = cluster.apply(crd, "")
-            if not applied.ok:
-                raise ApiError(f"{path.name}: {applied.status} {applied.message}")
-            names.append(crd["metadata"]["name"])
+class _ManifestLoader(yaml.SafeLoader):
+    """PyYAML's safe loader minus YAML 1.1's ``=`` "value" tag, which some CRDs' enums hold."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_manifests(text: str) -> list[dict[str, Any]]:
+    """The non-empty documents of a multi-document YAML manifest."""
+    return [d for d in yaml.load_all(text, Loader=_ManifestLoader) if d]  # a SafeLoader
+
+
+def install_crds(cluster: Cluster, crds: list[dict[str, Any]]) -> list[str]:
+    """Server-side apply every CustomResourceDefinition given; wait until they are served."""
+    for crd in crds:
+        applied = cluster.apply(crd, "")
+        if not applied.ok:
+            raise ApiError(f"{applied.ref}: {applied.status} {applied.message}")
+    names = [crd["metadata"]["name"] for crd in crds]
     cluster.wait_established(names)
     return names
 

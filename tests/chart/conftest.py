@@ -24,7 +24,7 @@ import yaml
 
 from moaa.localstack.toolchain import Toolchain
 
-from .apiserver import Cluster, control_plane, install_crds
+from .apiserver import Cluster, control_plane, install_crds, read_manifests
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "moaa"
 #: The pinned operator charts' CRDs for the kinds we render (see upstream/PROVENANCE.md).
@@ -123,5 +123,6 @@ def kube_cluster(
 ) -> Iterator[Cluster]:
     """A real etcd + kube-apiserver on loopback, with the pinned operators' CRDs installed."""
     with control_plane(toolchain.kube_control_plane(), tmp_path_factory.mktemp("kube")) as cluster:
-        install_crds(cluster, sorted((UPSTREAM / "crds").glob("*.yaml")))
+        files = sorted((UPSTREAM / "crds").glob("*.yaml"))
+        install_crds(cluster, [crd for f in files for crd in read_manifests(f.read_text())])
         yield cluster

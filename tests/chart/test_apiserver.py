@@ -43,8 +43,9 @@ def test_every_object_is_accepted(kube_cluster: Cluster, helm: Helm, profile: st
     """The whole render, hooks and `helm test` Pod included, in Helm's order: 0 rejections."""
     namespace = f"moaa-{profile}"
     restricted_namespace(kube_cluster, namespace)
-    release, hooks, tests = helm_phases(helm.template(profile, "--namespace", namespace))
-    results = [kube_cluster.apply(obj, namespace) for obj in [*release, *hooks, *tests]]
+    phases = helm_phases(helm.template(profile, "--namespace", namespace))
+    assert not phases.pre_install
+    results = [kube_cluster.apply(obj, namespace) for phase in phases for obj in phase]
     assert not _rejections(results), "\n".join(_rejections(results))
     kinds = {r.ref.split("/")[0] for r in results}
     assert {"Kafka", "KafkaUser", "MongoDBCommunity", "Deployment", "Pod"} <= kinds
@@ -61,7 +62,7 @@ def test_an_upgrade_with_changed_values_is_accepted(kube_cluster: Cluster, helm:
     namespace = "moaa-upgrade"
     restricted_namespace(kube_cluster, namespace)
     first, second = (
-        helm_phases(helm.template("kind", "--namespace", namespace, *extra))[0]
+        helm_phases(helm.template("kind", "--namespace", namespace, *extra)).release
         for extra in ([], ["--set", "logLevel=DEBUG,data.resources.limits.memory=1Gi"])
     )
     assert not _rejections([kube_cluster.apply(o, namespace) for o in first])
@@ -199,7 +200,8 @@ def test_hooks_wait_for_the_spark_webhook(
     SparkApplications, created after it, are accepted.
     """
     restricted_namespace(kube_cluster, NAMESPACE)
-    release, hooks, _ = helm_phases(helm.template("default"))
+    phases = helm_phases(helm.template("default"))
+    release, hooks = phases.release, phases.post_install
     assert not _rejections([kube_cluster.apply(o, NAMESPACE) for o in release])
     [wait_job] = [h for h in hooks if h["kind"] == "Job"]
     apps = [h for h in hooks if h["kind"] == "SparkApplication"]
