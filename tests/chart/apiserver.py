@@ -174,6 +174,38 @@ class Cluster:
     def close(self) -> None:
         self.http.close()
 
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for this server as the admin (for helm and kubectl)."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "moaa-test",
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority": str(self.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate": str(self.pki / "admin.crt"),
+                        "client-key": str(self.pki / "admin.key"),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "moaa-test", "context": {"cluster": "moaa-test", "user": "admin"}}
+            ],
+            "current-context": "moaa-test",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
     def get(self, path: str) -> dict[str, Any]:
         response = self.http.get(path)
         if response.status_code != 200:

@@ -73,6 +73,45 @@ def test_an_upgrade_with_changed_values_is_accepted(kube_cluster: Cluster, helm:
     assert {object_ref(o) for o in again if o["kind"] == "Job"} >= jobs[0]
 
 
+def test_helm_install_then_upgrade_with_changed_values(
+    kube_cluster: Cluster, helm: Helm, tmp_path: Path
+) -> None:
+    """The pinned helm itself against the API server: install, then upgrade with other values.
+
+    Hooks are skipped (`--no-hooks`: the wait Job would never complete without a kubelet).
+    The upgrade succeeds, replaces the data Job by the one its new values name, and keeps the
+    generated MongoDB passwords (read back with `lookup`).
+    """
+    namespace = "moaa-helm"
+    restricted_namespace(kube_cluster, namespace)
+    helm.env["KUBECONFIG"] = str(kube_cluster.write_kubeconfig(tmp_path / "kubeconfig"))
+    try:
+        common = [
+            "moaa",
+            str(helm.chart),
+            "--namespace",
+            namespace,
+            "--no-hooks",
+            "--timeout",
+            "2m",
+        ]
+        helm.run("install", *common, *helm.values_args("kind"))
+        secret = f"/api/v1/namespaces/{namespace}/secrets/moaa-mongo-insert"
+        password = kube_cluster.get(secret)["data"]["password"]
+        jobs_path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+        before = {j["metadata"]["name"] for j in kube_cluster.get(jobs_path)["items"]}
+        upgrade = helm.run(
+            "upgrade", *common, *helm.values_args("kind"),
+            "--set", "logLevel=DEBUG,data.resources.limits.memory=1Gi",
+        )  # fmt: skip
+        assert "has been upgraded" in upgrade.stdout, upgrade.stdout + upgrade.stderr
+        after = {j["metadata"]["name"] for j in kube_cluster.get(jobs_path)["items"]}
+        assert len(before) == len(after) == 1 and before != after, (before, after)
+        assert kube_cluster.get(secret)["data"]["password"] == password
+    finally:
+        helm.env.pop("KUBECONFIG", None)
+
+
 def test_the_api_server_really_judges(kube_cluster: Cluster, helm: Helm) -> None:
     """Guards the test above: a broken object of each kind of check is refused or warned."""
     namespace = "moaa-negative"
