@@ -53,6 +53,29 @@ def test_every_object_is_accepted(kube_cluster: Cluster, helm: Helm, profile: st
         assert {"SparkApplication", "Job"} <= kinds
 
 
+@pytest.mark.parametrize("cidr", ["", "172.18.0.2/32"])
+def test_api_server_egress(kube_cluster: Cluster, helm: Helm, cidr: str) -> None:
+    """Drivers and the wait Job reach the API on 443/6443: to any address, or to the CIDR of
+    the API server's endpoints (never the `kubernetes` Service IP: egress is matched after
+    its address translation)."""
+    namespace = f"moaa-egress-{len(cidr)}"
+    restricted_namespace(kube_cluster, namespace)
+    objects = helm.template(
+        "default", "--namespace", namespace, "--set", f"networkPolicy.apiServerCIDR={cidr}"
+    )
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    api_rules = [
+        rule
+        for policy in policies
+        for rule in policy["spec"].get("egress", [])
+        if {p["port"] for p in rule.get("ports", [])} == {443, 6443}
+    ]
+    assert len(api_rules) == 3  # stats, forecast, the wait Job
+    for rule in api_rules:
+        assert rule.get("to", []) == ([{"ipBlock": {"cidr": cidr}}] if cidr else [])
+    assert not _rejections([kube_cluster.apply(p, namespace) for p in policies])
+
+
 def test_helm_install_then_upgrade_with_changed_values(
     kube_cluster: Cluster, helm: Helm, tmp_path: Path
 ) -> None:

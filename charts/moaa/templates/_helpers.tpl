@@ -196,11 +196,13 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
      match egress after the `kubernetes` Service's address translation, so a CIDR must hold
      the API server's endpoint addresses, never the Service IP; empty = the ports alone. */}}
 {{- define "moaa.apiServerEgress" -}}
-- {{- with .Values.networkPolicy.apiServerCIDR }}
-  to:
+{{- with .Values.networkPolicy.apiServerCIDR -}}
+- to:
     - ipBlock: {cidr: {{ . }}}
-  {{- end }}
   ports:
+{{- else -}}
+- ports:
+{{- end }}
     - {port: 443, protocol: TCP}
     - {port: 6443, protocol: TCP}
 {{- end }}
