@@ -27,6 +27,7 @@ import httpx
 import yaml
 
 from moaa.localstack.testing import free_ports
+from moaa.localstack.toolchain import require_command
 
 __all__ = [
     "HELM_INSTALL_ORDER",
@@ -102,15 +103,15 @@ def helm_phases(objects: list[dict[str, Any]]) -> Phases:
     left out: an install does not create them."""
     phases = Phases([], [], [], [])
     for obj in objects:
-        events = ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
-        kinds = set(events.replace(" ", "").split(",")) - {""}
-        if not kinds:
+        hook = ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
+        events = set(hook.replace(" ", "").split(",")) - {""}
+        if not events:
             phases.release.append(obj)
-        elif "test" in kinds:
+        elif "test" in events:
             phases.tests.append(obj)
-        elif "pre-install" in kinds:
+        elif "pre-install" in events:
             phases.pre_install.append(obj)
-        elif "post-install" in kinds:
+        elif "post-install" in events:
             phases.post_install.append(obj)
     order = {kind: i for i, kind in enumerate(HELM_INSTALL_ORDER)}
     phases.release.sort(key=lambda o: order.get(o["kind"], len(order)))
@@ -120,7 +121,8 @@ def helm_phases(objects: list[dict[str, Any]]) -> Phases:
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    openssl = require_command("openssl")  # a ToolchainError saying how to get it
+    proc = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise ApiError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
 

@@ -33,6 +33,7 @@ _HINTS = {
     "java": "install a Java 17+ JDK (Debian: apt-get install openjdk-17-jdk-headless)",
     "mvn": "install Apache Maven (Debian: apt-get install maven)",
     "go": "install Go 1.24+ from https://go.dev/dl/ (Debian's golang is too old)",
+    "openssl": "install OpenSSL (Debian: apt-get install openssl)",
 }
 
 
