@@ -38,7 +38,7 @@ FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 moaa \
  && useradd --system --uid 10001 --gid moaa --no-create-home --shell /usr/sbin/nologin moaa
 COPY --from=build /opt/moaa/venv /opt/moaa/venv
-ENV PATH=/opt/moaa/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+ENV PATH=/opt/moaa/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp \
     MOAA_LOG_FORMAT=json MOAA_STATE_DIR=/tmp/moaa MOAA_DASHBOARD_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /tmp

@@ -36,7 +36,7 @@ RUN groupadd --system --gid 10001 moaa \
  && useradd --system --uid 10001 --gid moaa --no-create-home --shell /usr/sbin/nologin moaa
 COPY --from=build /opt/moaa/venv /opt/moaa/venv
 # Logs are JSON lines on stdout; state (if any) under /tmp, an emptyDir in the chart.
-ENV PATH=/opt/moaa/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+ENV PATH=/opt/moaa/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp \
     MOAA_LOG_FORMAT=json MOAA_STATE_DIR=/tmp/moaa
 USER 10001:10001
 WORKDIR /tmp

@@ -2,7 +2,7 @@
 # The Spark jobs' image (stats, forecast) — also the insert job's, which lives in the same
 # package (moaa-streaming) and runs as plain Python here.
 #   docker build -f images/spark.Dockerfile --build-arg SPARK_VERSION=4.2.0 -t moaa-spark:0.1.0 .
-# - Spark: the official apache/spark JVM image of the pinned version (its /opt/entrypoint.sh
+# - Spark: the official Spark JVM image of the pinned version (its /opt/entrypoint.sh
 #   is what the Spark operator's driver and executor pods call; uid 185).
 # - Python 3.12 from uv's standalone builds (the official image's Ubuntu Python is older than
 #   our >=3.11), with moaa-streaming and its locked dependencies — except pyspark itself: the
@@ -11,7 +11,9 @@
 #   toolchain uses, copied into $SPARK_HOME/jars: nothing is downloaded at submit.
 # - Metrics need nothing extra: PrometheusServlet is part of spark-core.
 ARG SPARK_VERSION=4.2.0
-ARG SPARK_IMAGE=docker.io/apache/spark:${SPARK_VERSION}-scala2.13-java17-ubuntu
+# The Docker Official Image (library/spark, built from apache/spark-docker): its 4.2.0 tags are
+# confirmed published (images/README.md says how); apache/spark:<same tag> is the fallback.
+ARG SPARK_IMAGE=docker.io/library/spark:${SPARK_VERSION}-scala2.13-java17-ubuntu
 ARG MAVEN_IMAGE=docker.io/library/maven:3.9.11-eclipse-temurin-17
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
 ARG PYTHON_VERSION=3.12

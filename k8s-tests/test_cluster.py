@@ -26,6 +26,10 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "2013"
 START = datetime(2013, 1, 1, tzinfo=UTC)
 #: An hour's stats are final once the watermark (2 h) has passed its end.
 FINAL_AFTER = timedelta(hours=3)
+#: pytest-timeout's limit per test, above the longest test's own waits (the driver deletion:
+#: 600 + 900 + 900 + 600 s), so a slow cluster fails in `wait_for` with what it waited for,
+#: not with the project-wide 600 s bare "Timeout".
+pytestmark = pytest.mark.timeout(3300)
 
 
 def _ready(obj: dict[str, Any]) -> bool:
@@ -197,7 +201,9 @@ def test_prometheus_scrapes_every_target(cluster: Cluster) -> None:
         f"{kind}/{cluster.ns}/{m['metadata']['name']}"
         for kind, plural in (("podMonitor", "podmonitors"), ("serviceMonitor", "servicemonitors"))
         for m in cluster.objects("monitoring.coreos.com", "v1", plural)
+        # Ours only: kube-prometheus-stack's own monitors carry the same instance label.
         if m["metadata"]["labels"].get("app.kubernetes.io/instance") == cluster.release
+        and m["metadata"]["labels"].get("app.kubernetes.io/part-of") == "moaa"
     }
     assert monitors
 

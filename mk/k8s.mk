@@ -16,8 +16,8 @@ MOAA_IMAGES   := moaa-feeder moaa-producer moaa-dataprep moaa-dashboard moaa-spa
 .PHONY: images
 images: ## Build every image (docker or podman) tagged $(MOAA_IMAGE_TAG)
 	@command -v $(CONTAINER) >/dev/null || { echo "make images needs docker or podman"; exit 1; }
-	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/python.Dockerfile --build-arg PACKAGE=moaa-feeder -t moaa-feeder:$(MOAA_IMAGE_TAG) .
-	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/python.Dockerfile --build-arg PACKAGE=moaa-producer -t moaa-producer:$(MOAA_IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/python.Dockerfile --build-arg PACKAGE=moaa-feeder --target app -t moaa-feeder:$(MOAA_IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/python.Dockerfile --build-arg PACKAGE=moaa-producer --target app -t moaa-producer:$(MOAA_IMAGE_TAG) .
 	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/python.Dockerfile --build-arg PACKAGE=moaa-dataprep --target dataprep -t moaa-dataprep:$(MOAA_IMAGE_TAG) .
 	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/dashboard.Dockerfile -t moaa-dashboard:$(MOAA_IMAGE_TAG) .
 	DOCKER_BUILDKIT=1 $(CONTAINER) build -f images/spark.Dockerfile --build-arg SPARK_VERSION=$(SPARK_VERSION) -t moaa-spark:$(MOAA_IMAGE_TAG) .

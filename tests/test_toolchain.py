@@ -1,4 +1,4 @@
-"""The cached toolchain runs: helm and FerretDB report their pinned versions."""
+"""The cached toolchain runs: helm, FerretDB, kube-apiserver and etcd report their pinned versions."""
 
 from __future__ import annotations
 
@@ -29,3 +29,15 @@ def test_spark_connector_jars_match_spark(toolchain: Toolchain) -> None:
     assert any(n.startswith("kafka-clients-") for n in names)
     assert any(n.startswith("commons-pool2-") for n in names)
     assert not any(n.startswith(("scala-library", "slf4j-api", "hadoop-client")) for n in names)
+
+
+def test_kube_control_plane_is_the_pinned_version(toolchain: Toolchain) -> None:
+    binaries = toolchain.kube_control_plane()
+    api = subprocess.run(
+        [binaries / "kube-apiserver", "--version"], capture_output=True, text=True, check=True
+    )
+    assert api.stdout.strip() == f"Kubernetes {versions.KUBERNETES_VERSION}", api.stdout
+    etcd = subprocess.run(
+        [binaries / "etcd", "--version"], capture_output=True, text=True, check=True
+    )
+    assert f"etcd Version: {versions.KUBERNETES_ETCD_VERSION.removeprefix('v')}" in etcd.stdout

@@ -24,7 +24,11 @@ import yaml
 
 from moaa.localstack.toolchain import Toolchain
 
+from .apiserver import Cluster, control_plane, install_crds, read_manifests
+
 CHART = Path(__file__).resolve().parents[2] / "charts" / "moaa"
+#: The pinned operator charts' CRDs for the kinds we render (see upstream/PROVENANCE.md).
+UPSTREAM = Path(__file__).resolve().parent / "upstream"
 KUBE_VERSION = "1.35.0"
 RELEASE = "moaa"
 NAMESPACE = "moaa"
@@ -111,3 +115,14 @@ def rendered(helm: Helm, profile: str) -> Iterator[list[dict[str, Any]]]:
     if profile not in _RENDERED:
         _RENDERED[profile] = helm.template(profile)
     yield _RENDERED[profile]
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(
+    toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A real etcd + kube-apiserver on loopback, with the pinned operators' CRDs installed."""
+    with control_plane(toolchain.kube_control_plane(), tmp_path_factory.mktemp("kube")) as cluster:
+        files = sorted((UPSTREAM / "crds").glob("*.yaml"))
+        install_crds(cluster, [crd for f in files for crd in read_manifests(f.read_text())])
+        yield cluster

@@ -124,6 +124,18 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
   value: {{ .root.Values.kafka.topics.retentionMs | int64 | quote }}
 {{- end }}
 
+{{/* The data Job's name: source, year and a hash of every value its pod template reads, plus
+     the chart version (a new chart may change the template itself). Prepare and download are
+     idempotent, so a new Job after such a change only redoes what changed. */}}
+{{- define "moaa.dataJobName" -}}
+{{- $i := .Values.images }}
+{{- $inputs := dict "data" .Values.data "year" .Values.replay.year "log" .Values.logLevel "chart" .Chart.Version
+      "image" (list $i.registry $i.dataprep $i.pullPolicy $i.pullSecrets)
+      "security" (list .Values.podSecurityContext .Values.containerSecurityContext) }}
+{{- $hash := toJson $inputs | sha256sum | trunc 8 }}
+{{- include "moaa.componentName" (dict "root" . "component" (printf "data-%s-%d-%s" .Values.data.source (int .Values.replay.year) $hash)) }}
+{{- end }}
+
 {{- define "moaa.commonEnv" -}}
 - name: MOAA_LOG_FORMAT
   value: json
@@ -176,8 +188,23 @@ The password comes from the Secret the Strimzi user operator writes for the Kafk
 {{- default (printf "%s-spark" (include "moaa.fullname" .)) .Values.spark.serviceAccount.name }}
 {{- end }}
 
-{{- define "moaa.sparkWebhookService" -}}
-{{- default (printf "%s-spark-operator-webhook-svc" .Release.Name) .Values.spark.webhookService }}
+{{- define "moaa.sparkExecutorServiceAccount" -}}
+{{- printf "%s-executor" (include "moaa.sparkServiceAccount" .) }}
+{{- end }}
+
+{{/* NetworkPolicy egress rule to the Kubernetes API (ports 443 and 6443). Network plugins
+     match egress after the `kubernetes` Service's address translation, so a CIDR must hold
+     the API server's endpoint addresses, never the Service IP; empty = the ports alone. */}}
+{{- define "moaa.apiServerEgress" -}}
+{{- with .Values.networkPolicy.apiServerCIDR -}}
+- to:
+    - ipBlock: {cidr: {{ . }}}
+  ports:
+{{- else -}}
+- ports:
+{{- end }}
+    - {port: 443, protocol: TCP}
+    - {port: 6443, protocol: TCP}
 {{- end }}
 
 {{/* name=url,... of every metrics endpoint, for the dashboard's pipeline page. */}}

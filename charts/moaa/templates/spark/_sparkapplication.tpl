@@ -122,6 +122,8 @@ spec:
     coreRequest: {{ . | quote }}
     {{- end }}
     memory: {{ $v.executor.memory | quote }}
+    ## Executors never call the API: their ServiceAccount mounts no token.
+    serviceAccount: {{ include "moaa.sparkExecutorServiceAccount" $root }}
     labels:
       {{- include "moaa.componentLabels" (dict "root" $root "component" .job) | nindent 6 }}
       moaa/spark-role: executor
@@ -147,4 +149,23 @@ spec:
 {{- $_ := set $ctx "runAsGroup" 185 -}}
 {{- $_ := set $ctx "fsGroup" 185 -}}
 {{- toYaml $ctx }}
+{{- end }}
+
+{{/* What the wait Job dry-runs: a minimal SparkApplication (never created). */}}
+{{- define "moaa.sparkWebhookProbe" -}}
+apiVersion: sparkoperator.k8s.io/v1beta2
+kind: SparkApplication
+metadata:
+  name: {{ include "moaa.componentName" (dict "root" . "component" "webhook-probe") }}
+  labels:
+    {{- include "moaa.componentLabels" (dict "root" . "component" "spark-webhook-wait") | nindent 4 }}
+spec:
+  type: Python
+  pythonVersion: "3"
+  mode: cluster
+  image: {{ include "moaa.image" (dict "root" . "image" .Values.images.spark) }}
+  mainApplicationFile: local:///opt/moaa/run.py
+  sparkVersion: {{ .Values.spark.version | quote }}
+  driver: {cores: 1, memory: 512m, serviceAccount: {{ include "moaa.sparkServiceAccount" . }}}
+  executor: {instances: 1, cores: 1, memory: 512m}
 {{- end }}

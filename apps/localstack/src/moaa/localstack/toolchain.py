@@ -1,4 +1,5 @@
-"""Fetch and cache the non-Python toolchain: Kafka jars, FerretDB, helm, the Spark connector.
+"""Fetch and cache the non-Python toolchain: Kafka jars, FerretDB, helm, the Spark connector,
+and kube-apiserver + etcd for the chart's tests.
 
 Everything comes from the registries this project may use: Maven Central through ``mvn``
 (from the poms in ``resources/``) and the Go module proxy through ``go install``. Each
@@ -32,6 +33,7 @@ _HINTS = {
     "java": "install a Java 17+ JDK (Debian: apt-get install openjdk-17-jdk-headless)",
     "mvn": "install Apache Maven (Debian: apt-get install maven)",
     "go": "install Go 1.24+ from https://go.dev/dl/ (Debian's golang is too old)",
+    "openssl": "install OpenSSL (Debian: apt-get install openssl)",
 }
 
 
@@ -236,6 +238,63 @@ class Toolchain:
         stamp = f"-X helm.sh/helm/v4/internal/version.version={versions.HELM_VERSION}"
         return self._go_install(versions.HELM_MODULE, versions.HELM_VERSION, "helm", 26, stamp)
 
+    def kube_control_plane(self) -> Path:
+        """A folder holding ``kube-apiserver`` and ``etcd`` (tests/kube runs them on loopback).
+
+        ``k8s.io/kubernetes`` is not meant to be a dependency: its go.mod points its 31
+        staging modules (``k8s.io/api``, ``k8s.io/apiserver``, …) at ``./staging/…``, which a
+        module zip cannot serve. A wrapper module requires it and maps each staging module
+        to the matching published ``v0.<minor>.<patch>`` release, then builds both binaries
+        (about 10 min of CPU on 2 cores the first time; Go's build cache keeps later builds
+        short).
+        """
+        version = versions.KUBERNETES_VERSION
+        staging_version = "v0." + version.removeprefix("v1.")
+        major, minor = version.removeprefix("v").split(".")[:2]
+
+        def fill(tmp: Path) -> None:
+            go = require_command("go")
+            if _go_minor_version(go) < 25:
+                raise ToolchainError(f"Kubernetes {version} needs Go 1.25+: " + _HINTS["go"])
+            logs = self.cache_dir / "logs"
+            download = logs / "kubernetes-download.json"
+            _run_logged([go, "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], download)
+            gomod = Path(json.loads(download.read_text())["GoMod"]).read_text()
+            staging = re.findall(r"^\s*(k8s\.io/\S+) => \./staging/", gomod, re.MULTILINE)
+            if not staging:
+                raise ToolchainError(f"no staging modules found in k8s.io/kubernetes@{version}")
+            src = tmp / "src"
+            src.mkdir()
+            (src / "go.mod").write_text(
+                "module moaa.local/kube-control-plane\n\ngo 1.25.0\n\nrequire (\n"
+                f"\tk8s.io/kubernetes {version}\n"
+                f"\tgo.etcd.io/etcd/server/v3 {versions.KUBERNETES_ETCD_VERSION}\n)\n\nreplace (\n"
+                + "".join(f"\t{m} => {m} {staging_version}\n" for m in staging)
+                + ")\n"
+            )
+            (src / "tools.go").write_text(
+                "//go:build tools\n\npackage controlplane\n\nimport (\n"
+                '\t_ "go.etcd.io/etcd/server/v3/etcdmain"\n'
+                '\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n'
+            )
+            env = {**os.environ, "CGO_ENABLED": "0"}
+            _run_logged([go, "mod", "tidy"], logs / "kube-control-plane-tidy.log", env, src)
+            stamp = {"gitVersion": version, "gitMajor": major, "gitMinor": minor}
+            ldflags = " ".join(
+                f"-X k8s.io/component-base/version.{k}={v}" for k, v in stamp.items()
+            )
+            builds = (
+                ("etcd", "go.etcd.io/etcd/server/v3", ""),
+                ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", ldflags),
+            )
+            for binary, package, flags in builds:
+                out = str(tmp / binary)
+                cmd = [go, "build", "-trimpath", f"-ldflags={flags}", "-o", out, package]
+                _run_logged(cmd, logs / f"{binary}-{version}.log", env, src)
+            shutil.rmtree(src)
+
+        return self._ensure_dir(f"kube-control-plane-{version}", fill)
+
     def ensure_all(self) -> dict[str, Path]:
         """Fetch every tool (what ``make setup`` runs); returns where each one is."""
         return {
@@ -243,4 +302,5 @@ class Toolchain:
             "spark-kafka": self.spark_jars()[0].parent,
             "ferretdb": self.ferretdb(),
             "helm": self.helm(),
+            "kubernetes": self.kube_control_plane(),
         }

@@ -11,6 +11,8 @@ __all__ = [
     "HELM_MODULE",
     "HELM_VERSION",
     "KAFKA_VERSION",
+    "KUBERNETES_ETCD_VERSION",
+    "KUBERNETES_VERSION",
     "MAVEN_DEPENDENCY_PLUGIN",
     "SCALA_BINARY_VERSION",
     "SPARK_VERSION",
@@ -29,4 +31,9 @@ FERRETDB_VERSION = "v1.24.2"
 #: Helm v4 reads its Kubernetes version from the build, so a plain `go install` renders right.
 HELM_MODULE = "helm.sh/helm/v4/cmd/helm"
 HELM_VERSION = "v4.3.1"
+#: kube-apiserver (and the etcd it pins in its go.mod) for the chart's real-API-server tests:
+#: the Kubernetes minor the chart is rendered for (tests/chart KUBE_VERSION). Its staging
+#: modules (k8s.io/api, …) are the matching v0.35.x releases.
+KUBERNETES_VERSION = "v1.35.4"
+KUBERNETES_ETCD_VERSION = "v3.6.5"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
