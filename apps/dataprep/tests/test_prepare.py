@@ -11,7 +11,7 @@ from pathlib import Path
 
 from moaa.common.observation import Observation
 from moaa.dataprep.groundtruth import hourly_counts
-from moaa.dataprep.prepare import _assign_hours, prepare
+from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
 from moaa.feeder.dataset import HourlyDataset
 
@@ -23,7 +23,7 @@ def test_sample_dataset_matches_duckdb_and_reruns_do_nothing(tmp_path: Path) -> 
     src = tmp_path / "src"
     shutil.copytree(SAMPLE, src)
     out = tmp_path / "ds"
-    manifest = prepare(src, out, 2013)
+    manifest = prepare(src, out, 2013, batch_mb=0)  # one batch per file
     assert manifest["totals"] == {"files": 2, "rows": 17409, "accepted": 17409, "rejected": {}}
     dataset = HourlyDataset(out)
     assert dataset.count_by_hour() == hourly_counts(src)
@@ -36,31 +36,19 @@ def test_sample_dataset_matches_duckdb_and_reruns_do_nothing(tmp_path: Path) -> 
 
     # unchanged input: nothing is parsed or rewritten
     stamp = (out / "hours").stat().st_mtime_ns
-    again = prepare(src, out, 2013)
+    again = prepare(src, out, 2013, batch_mb=0)
     assert again["dataset_id"] == manifest["dataset_id"]
     assert (out / "hours").stat().st_mtime_ns == stamp
 
-    # one changed file: only it is parsed again
+    # one changed file: only its batch is parsed again
     path = src / "74486094789.csv.gz"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    staged = out / "staging" / "72502014734.csv.gz.parquet"
+    staged = out / "staging" / manifest["files"]["72502014734.csv.gz"]["batch"]
     staged_stamp = staged.stat().st_mtime_ns
-    third = prepare(src, out, 2013)
+    third = prepare(src, out, 2013, batch_mb=0)
     assert third["dataset_id"] != manifest["dataset_id"]
     assert staged.stat().st_mtime_ns == staged_stamp
     assert third["totals"] == manifest["totals"]
-
-
-def test_rejected_rows_get_an_hour() -> None:
-    h = datetime(2020, 1, 1, 5, tzinfo=UTC)
-    assert _assign_hours([None, h, None, h.replace(hour=7), None], 2020) == [
-        h,
-        h,
-        h,
-        h.replace(hour=7),
-        h.replace(hour=7),
-    ]
-    assert _assign_hours([None, None], 2020) == [datetime(2020, 1, 1, tzinfo=UTC)] * 2
 
 
 def test_synth_is_labelled_deterministic_and_counts_match_prepare(tmp_path: Path) -> None:
