@@ -155,14 +155,14 @@ def _dew_point(dew: str) -> float | None:
 
 def _sea_level_pressure(slp: str) -> float | None:
     parts = _group(slp)
-    if len(parts) != 2 or parts[0] == "99999" or not parts[0].isdigit():
+    if len(parts) != 2 or parts[0] == "99999" or not (parts[0].isascii() and parts[0].isdigit()):
         return None
     return None if parts[1] in ERROR_QUALITY_CODES else int(parts[0]) / 10
 
 
 def _wind_speed(wnd: str) -> float | None:
     parts = _group(wnd)
-    if len(parts) != 5 or parts[3] == "9999" or not parts[3].isdigit():
+    if len(parts) != 5 or parts[3] == "9999" or not (parts[3].isascii() and parts[3].isdigit()):
         return None
     return None if parts[4] in ERROR_QUALITY_CODES else int(parts[3]) / 10
 
