@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from moaa.common.observation import Observation
 from moaa.dataprep.groundtruth import hourly_counts
-from moaa.dataprep.prepare import prepare
+from moaa.dataprep.prepare import PrepareError, prepare
 from moaa.dataprep.synth import synthesize
 from moaa.feeder.dataset import HourlyDataset
 
@@ -79,3 +84,65 @@ def test_synth_is_labelled_deterministic_and_counts_match_prepare(tmp_path: Path
             counts.update(json.loads(r)["reason"] for r in rows.rejects)
     assert counts["obs"] == a["expected"]["accepted"]
     assert {k: v for k, v in counts.items() if k != "obs"} == a["expected"]["rejected"]
+
+
+STATION_LIST = (
+    '"USAF","WBAN","STATION NAME","CTRY","STATE","ICAO","LAT","LON","ELEV(M)","BEGIN","END"\n'
+    '"725020","14734","NEWARK LIBERTY INTERNATIONAL AP","US","NJ","KEWR","+40.683","-074.169",'
+    '"+0002.0","19730101","20230418"\n'
+)
+
+
+def test_reads_the_year_folder_download_writes_and_skips_the_station_list(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"  # moaa download --out raw: raw/isd-history.csv, raw/2013/<id>.csv
+    (raw / "2013").mkdir(parents=True)
+    (raw / "isd-history.csv").write_text(STATION_LIST)
+    shutil.copy(SAMPLE / "72502014734.csv.gz", raw / "2013")
+    (raw / "2013" / "isd-history.csv").write_text(STATION_LIST)  # a copy among the data
+    manifest = prepare(raw, tmp_path / "ds", 2013)
+    assert manifest["source_dir"] == str((raw / "2013").resolve())
+    assert list(manifest["files"]) == ["72502014734.csv.gz"]
+    assert manifest["totals"]["rejected"] == {} and manifest["totals"]["accepted"] > 8000
+    assert manifest["skipped"] == {
+        "isd-history.csv": "isd-history.csv is NOAA's station list, not observations"
+    }
+
+
+def _prepare_cli(folder: Path, out: Path, year: int) -> subprocess.CompletedProcess[str]:
+    moaa = str(Path(sys.executable).with_name("moaa"))
+    return subprocess.run(
+        [moaa, "prepare", str(folder), "--out", str(out), "--year", str(year)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MOAA_LOG_FORMAT": "json"},
+        check=False,
+    )
+
+
+def test_a_folder_without_isd_data_fails_naming_what_it_found(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "2020").mkdir(parents=True)
+    (raw / "isd-history.csv").write_text(STATION_LIST)
+    # prepare pointed at the station list's folder, for a year download did not write
+    done = _prepare_cli(raw, tmp_path / "ds", 2013)
+    assert done.returncode == 1
+    assert "isd-history.csv is NOAA's station list, not observations" in done.stdout + done.stderr
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+    # the empty year folder download made is named too
+    (raw / "isd-history.csv").unlink()
+    done = _prepare_cli(raw, tmp_path / "ds", 2020)
+    assert done.returncode == 1 and "no .csv or .csv.gz files in" in done.stdout + done.stderr
+
+
+def test_zero_accepted_observations_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with gzip.open(SAMPLE / "72502014734.csv.gz", "rt") as fh:
+        header, row = fh.readline(), fh.readline()
+    (src / "sod.csv").write_text(header + row.replace('"FM-15"', '"SOD"') * 3)
+    with pytest.raises(PrepareError, match=r"0 of 3 rows .* summary_report=3"):
+        prepare(src, tmp_path / "ds", 2013)
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+    done = _prepare_cli(src, tmp_path / "ds", 2013)
+    assert done.returncode == 1 and "nothing to replay" in done.stdout + done.stderr

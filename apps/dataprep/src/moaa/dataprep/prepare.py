@@ -232,9 +232,10 @@ def prepare(
                 progress.advance(len(batch), rows=rows, rows_per_s=round(rows / elapsed))
         totals = _totals(files)
         if not totals["accepted"]:
+            reasons = ", ".join(f"{k}={v}" for k, v in totals["rejected"].items()) or "none"
             raise PrepareError(
                 f"0 of {totals['rows']} rows in {folder} are accepted observations "
-                f"(rejected by reason: {totals['rejected'] or 'none'}): nothing to replay"
+                f"(rejected by reason: {reasons}): nothing to replay"
             )
         log.info("prepare: indexing by hour with DuckDB", extra={"files": len(files)})
         _index(con, out_dir)
