@@ -72,11 +72,11 @@ _FIELDS = {
     "slp": "SLP",
     "wnd": "WND",
 }
-#: The plain form: printable ASCII; each field quoted without a quote inside, or empty.
-_PLAIN = r'(?:"[ !#-~]*")?(?:,(?:"[ !#-~]*")?)*'
+#: Fields the SQL checks against patterns without spaces, and fields it trims.
+_RAW = ("station", "date", "lat", "lon", "elev", "tmp")
+_TRIMMED = ("source", "name", "rtype", "dew", "slp", "wnd")
 #: Numbers both float() and DuckDB read to the same double, and print the same.
 _NUMBER = r"[+-]?[0-9]{1,6}(\.[0-9]{1,8})?"
-_DATE = r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
 _MAX_LINE_CHARS = 1 << 16
 _HOUR_IN_RAW = re.compile(r'"?(\d{4}-\d{2}-\d{2}T\d{2}):\d{2}:\d{2}"?')
 
@@ -91,24 +91,25 @@ _SUMMARIES = _sql_set(SUMMARY_REPORT_TYPES)
 # One line per value; every test of the reference that could reject a row has its
 # counterpart in `accept`. Digit runs are bounded so integer casts never overflow.
 _QUERY = f"""
-WITH plain AS (
+WITH quoted AS (  -- an empty bare field becomes "" (two passes suffice): ,"f1",…,"fn",
     SELECT l.file_idx, l.line_no, l.line, f.*,
-           regexp_full_match(l.line, '{_PLAIN}') AND length(l.line) <= {_MAX_LINE_CHARS}
-               AS is_plain
+           replace(replace(',' || l.line || ',', ',,', ',"",'), ',,', ',"",') AS q
     FROM lines l JOIN layout f USING (file_idx)
     WHERE l.line <> ''
-), quoted AS (  -- every field quoted: an empty bare field becomes "" (two passes suffice)
-    SELECT *,
-           CASE WHEN is_plain THEN replace(replace(',' || line || ',', ',,', ',"",'), ',,', ',"",')
-           END AS q
-    FROM plain
 ), fields AS (
     SELECT *, replace(body, '","', chr(31)) AS raw_fields, string_split(body, '","') AS f
     FROM (SELECT *, substr(q, 3, length(q) - 4) AS body FROM quoted)
 ), v AS (
     SELECT file_idx, line_no, line, raw_fields,
-           is_plain AND len(f) = width AS shaped,
-           {", ".join(f"trim(coalesce(f[p_{k}], '')) AS {k}" for k in _FIELDS)}
+           -- the plain form: every field quoted without a quote inside, or empty
+           length(q) >= 4 AND starts_with(q, ',"') AND ends_with(q, '",')
+               AND NOT contains(raw_fields, '"') AND NOT contains(line, chr(0))
+               AND NOT contains(line, chr(13)) AND length(line) <= {_MAX_LINE_CHARS}
+               AND len(f) = width AS shaped,
+           -- validated by patterns without spaces, so read as they are
+           {", ".join(f"coalesce(f[p_{k}], '') AS {k}" for k in _RAW)},
+           -- free text and groups: trimmed as the reference strips them
+           {", ".join(f"trim(coalesce(f[p_{k}], '')) AS {k}" for k in _TRIMMED)}
     FROM fields
 ), typed AS (
     SELECT *,
@@ -134,9 +135,12 @@ WITH plain AS (
                 THEN wp[4]::BIGINT / 10 END AS wnd_v,
            NOT (len(sp) = 2 AND regexp_full_match(sp[1], '[0-9]{{10,}}'))
                AND NOT (len(wp) = 5 AND regexp_full_match(wp[4], '[0-9]{{10,}}')) AS digits_bounded,
-           CASE WHEN regexp_full_match(date, '{_DATE}') THEN
-               strftime(try_strptime(date, '%Y-%m-%dT%H:%M:%S'), '%Y-%m-%dT%H:%M:%S') = date
-           END AS date_ok
+           length(date) = 19 AND NOT starts_with(date, '0000') AND coalesce(
+               strftime(try_strptime(date, '%Y-%m-%dT%H:%M:%S'), '%Y-%m-%dT%H:%M:%S') = date,
+               false) AS date_ok,
+           -- text the reference strips or the record carries: printable ASCII only
+           regexp_full_match(source || name || rtype || tmp || dew || slp || wnd, '[ -~]*')
+               AS text_ok
     FROM typed
 ), judged AS (
     SELECT *,
@@ -150,7 +154,7 @@ WITH plain AS (
                AND tmp_shaped
                AND (tmp_raw = '+9999' OR (tmp_q NOT IN ({_ERRORS})
                     AND temp BETWEEN {TMP_MIN_C}::DOUBLE AND {TMP_MAX_C}::DOUBLE))
-               AND digits_bounded, false) AS accept
+               AND digits_bounded AND text_ok, false) AS accept
     FROM valued
 ), accepted AS (
     SELECT *,

@@ -5,12 +5,12 @@ Layout (``moaa-hours/1``)::
     <dataset>/
       manifest.json                 layout, year, per-source-file counts, hour range
       report.json                   per-file rows accepted / rejected by reason
-      staging/<file>.parquet        one per source CSV (kept for incremental re-runs)
+      staging/batch-<id>.parquet    one per batch of source CSVs (kept for incremental re-runs)
       hours/day=YYYY-MM-DD/*.parquet  every row of that UTC day
 
 Columns (:data:`SCHEMA`): ``hour`` (UTC), ``kind`` (``obs`` or ``reject``), ``station_id``,
 ``obs_id``, ``temperature_c`` (for ground truth and reports), ``reason`` (rejects),
-``source_file``, ``seq`` (row order in that file), and ``record``: the exact JSON the
+``source_file``, ``seq`` (the row's line number in that file), and ``record``: the exact JSON the
 feeder sends — an
 :class:`~moaa.common.observation.Observation` for ``obs`` rows, a
 :class:`~moaa.common.observation.Rejection` for ``reject`` rows. Rejected rows are placed at
