@@ -173,15 +173,13 @@ SELECT (substr(date, 1, 13) || ':00:00+00')::TIMESTAMPTZ AS hour,
        NULL::VARCHAR AS reason,
        file_idx,
        line_no::INTEGER AS seq,
-       ('","station_id":"' || station || '","ts":"' || date
-        || 'Z","name":' || to_json(name) || ',"latitude":' || lat_v::JSON
-        || ',"longitude":' || lon_v::JSON || ',"elevation_m":' || coalesce(elev_m::JSON, 'null')
-        || ',"report_type":' || to_json(rtype) || ',"source":' || to_json(source)
-        || ',"temperature_c":' || coalesce(temp::JSON, 'null')
-        || ',"temperature_quality":' || to_json(tmp_q)
-        || ',"dew_point_c":' || coalesce(dew_v::JSON, 'null')
-        || ',"sea_level_pressure_hpa":' || coalesce(slp_v::JSON, 'null')
-        || ',"wind_speed_ms":' || coalesce(wnd_v::JSON, 'null') || '}}') AS record_tail
+       -- the record after its obs_id, as msgspec writes an Observation (same order,
+       -- escapes and shortest floats)
+       substr(json_object('station_id', station, 'ts', date || 'Z', 'name', name,
+           'latitude', lat_v, 'longitude', lon_v, 'elevation_m', elev_m, 'report_type', rtype,
+           'source', source, 'temperature_c', temp, 'temperature_quality', tmp_q,
+           'dew_point_c', dew_v, 'sea_level_pressure_hpa', slp_v, 'wind_speed_ms', wnd_v
+       )::VARCHAR, 2) AS record_tail
 FROM accepted
 """  # noqa: S608 - built from this module's constants only
 _LEFT_QUERY = (
@@ -201,7 +199,8 @@ def _with_ids(parsed: pa.Table) -> pa.Table:
         pa.string(),
     )
     obs_id = pc.binary_join_element_wise(parsed.column("id_prefix"), digests, "")
-    record = pc.binary_join_element_wise('{"obs_id":"', obs_id, parsed.column("record_tail"), "")
+    tail = parsed.column("record_tail")
+    record = pc.binary_join_element_wise('{"obs_id":"', obs_id, '",', tail, "")
     return (
         parsed.drop_columns(["id_prefix", "raw_fields", "record_tail"])
         .append_column("obs_id", obs_id)
