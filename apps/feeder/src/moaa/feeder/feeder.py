@@ -337,6 +337,7 @@ class Feeder:
             log.info(
                 "resuming at %s from checkpoint %s", _iso(self._next_hour), self.checkpoint.path
             )
+        self.dataset.hour(self._next_hour)  # read the first day (and start on the next)
         self._next_send_at = time.monotonic()
         acked = records = 0
         first_send: float | None = None
