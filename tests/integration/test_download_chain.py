@@ -76,7 +76,7 @@ def noaa(sample_dir: Path) -> Iterator[FakeNoaa]:
     for sid in (EWR, JFK):
         fake.files[f"/access/{YEAR}/{sid}.csv"] = _station_year(sample_dir, sid)
     fake.cut_once.add(f"/access/{YEAR}/{EWR}.csv")
-    with fake:
+    with fake.serving():
         yield fake
 
 

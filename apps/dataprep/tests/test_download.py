@@ -31,7 +31,7 @@ def noaa() -> Iterator[FakeNoaa]:
         fake.files[f"/access/2013/{sid}.csv"] = gzip.decompress(
             (SAMPLE / f"{sid}.csv.gz").read_bytes()
         )
-    with fake:
+    with fake.serving():
         yield fake
 
 

@@ -7,6 +7,7 @@ end of the session. Fixtures are lazy: a test run that asks for none starts noth
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
@@ -14,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -48,7 +48,7 @@ def free_ports(count: int) -> list[int]:
 
 
 class FakeNoaa:
-    """A local HTTP server playing NOAA, with scripted faults (a context manager).
+    """A local HTTP server playing NOAA, with scripted faults (``with fake.serving():``).
 
     Serves ``files`` (path → body) on a free loopback port, honours ``Range`` requests,
     answers 404 for anything else; ``cut_once`` paths send half their body then drop the
@@ -117,18 +117,15 @@ class FakeNoaa:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> FakeNoaa:
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[FakeNoaa]:
+        """Serve in a background thread for the duration of the block."""
         self.thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 @pytest.fixture(scope="session")
