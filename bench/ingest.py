@@ -4,7 +4,7 @@ Both paths publish the same records (the synthetic slice's observations to one t
 rejected rows to a dead-letter topic) to the same real Kafka broker, in the same run:
 
 * reference — one confluent-kafka Producer (same settings as ours: idempotent, acks=all,
-  lz4) publishing the records from memory, then flushing;
+  lz4, ``MOAA_PRODUCER_LINGER_MS``) publishing the records from memory, then flushing;
 * moaa — `moaa feeder --tick 0` (the real process) sending hour batches to
   `moaa producer` (the real process), which validates each record and acknowledges each
   batch only after every delivery; throughput is records / the feeder's replay time.
@@ -40,6 +40,7 @@ from moaa.dataprep.synth import synthesize
 from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
+from moaa.producer.server import ProducerSettings
 
 MOAA = str(Path(sys.executable).with_name("moaa"))
 
@@ -55,7 +56,7 @@ def reference(bootstrap: str, rows: list[tuple[str, str | None, bytes]]) -> floa
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",
-            "linger.ms": 20,
+            "linger.ms": ProducerSettings().producer_linger_ms,  # the same as ours
             "queue.buffering.max.messages": 100_000,
         }
     )
