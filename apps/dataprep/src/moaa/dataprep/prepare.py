@@ -12,9 +12,11 @@ Two steps, each incremental:
 1. **Stage** — the files are parsed in batches (``MOAA_PREPARE_BATCH_MB`` of CSV each) by
    :mod:`moaa.dataprep.vectorized`: DuckDB expressions implementing the rules of
    :mod:`moaa.common.isd`, the Python parser taking every line the SQL does not accept.
-   Each batch becomes ``staging/batch-<id>.parquet``. Files whose size and mtime match the
-   manifest are not parsed again; a changed file re-stages its batch.
-2. **Index** — DuckDB rewrites all staged rows into ``hours/day=YYYY-MM-DD/`` partitions.
+   Each batch is written partitioned by UTC day, ``staging/batch-<id>/day=YYYY-MM-DD/``.
+   Files whose size and mtime match the manifest are not parsed again; a changed file
+   re-stages its batch.
+2. **Index** — ``hours/day=YYYY-MM-DD/`` gathers every batch's files of that day as hard
+   links: nothing is rewritten (the feeder reads a day's files and sorts them).
 
 Both run under a DuckDB memory limit with a spill directory, so a year of every station
 (10⁸ rows) never has to fit in memory. Re-running on unchanged input does nothing. The
@@ -37,7 +39,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-import pyarrow.parquet as pq
 import typer
 from pydantic import Field
 from rich.console import Console
@@ -57,7 +58,7 @@ _CSV_SUFFIXES = (".csv", ".csv.gz")
 #: Header columns that mark NOAA's station list (``isd-history.csv``).
 _STATION_LIST_COLUMNS = frozenset({"USAF", "WBAN"})
 #: Version of the staging layout; a manifest of another one re-stages everything.
-_STAGING = "batches/1"
+_STAGING = "batches/2"
 
 
 class PrepareError(RuntimeError):
@@ -146,7 +147,7 @@ def _connect(workers: int, memory_limit: str, spill: Path) -> duckdb.DuckDBPyCon
 def _stage(
     con: duckdb.DuckDBPyConnection, batch: list[Path], staging: Path, year: int
 ) -> dict[str, dict[str, Any]]:
-    """Parse one batch into ``staging/batch-<id>.parquet``; return its files' report entries."""
+    """Parse one batch into ``staging/batch-<id>/day=…/``; return its files' report entries."""
     sources = []
     for path in batch:
         try:
@@ -154,10 +155,16 @@ def _stage(
         except ValueError as exc:
             raise PrepareError(str(exc)) from None
     table, counts = parse_batch(con, sources, year)
-    name = f"batch-{uuid.uuid4().hex[:12]}.parquet"
+    name = f"batch-{uuid.uuid4().hex[:12]}"
     tmp = staging / f".{name}.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(staging / name)
+    con.register("staged_batch", table)
+    try:
+        con.execute(
+            f"COPY staged_batch TO '{tmp}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)"
+        )
+    finally:
+        con.unregister("staged_batch")
+    tmp.rename(staging / name)
     return {
         path.name: {"file": path.name, **_fingerprint(path), **counts[path.name].as_dict(),
                     "batch": name}
@@ -165,15 +172,15 @@ def _stage(
     }  # fmt: skip
 
 
-def _index(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
-    """Rewrite every staged row into day partitions (the feeder sorts within a day)."""
+def _index(out_dir: Path) -> None:
+    """Gather every batch's day partitions under ``hours/``, as hard links (no copy)."""
     target, tmp = out_dir / "hours", out_dir / "hours.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    staged = str(out_dir / "staging" / "*.parquet")
-    con.execute(
-        f"COPY (SELECT * FROM read_parquet('{staged}')) "  # noqa: S608 - our own path
-        f"TO '{tmp}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)"
-    )
+    for staged in sorted((out_dir / "staging").glob("batch-*/day=*/*.parquet")):
+        day = tmp / staged.parent.name
+        day.mkdir(parents=True, exist_ok=True)
+        os.link(staged, day / f"{staged.parent.parent.name}-{staged.name}")
+    tmp.mkdir(exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 
@@ -237,8 +244,7 @@ def prepare(
                 f"0 of {totals['rows']} rows in {folder} are accepted observations "
                 f"(rejected by reason: {reasons}): nothing to replay"
             )
-        log.info("prepare: indexing by hour with DuckDB", extra={"files": len(files)})
-        _index(con, out_dir)
+        _index(out_dir)
     finally:
         con.close()
         shutil.rmtree(out_dir / ".duckdb-spill", ignore_errors=True)
@@ -292,9 +298,9 @@ def _plan(
     todo = [p for p in sources if p.name in changed or old_files[p.name]["batch"] in dirty]
     files = {n: e for n, e in old_files.items() if n in names and e["batch"] not in dirty}
     kept = {e["batch"] for e in files.values()}
-    for stale in staging.glob("*.parquet"):
+    for stale in staging.iterdir():
         if stale.name not in kept:
-            stale.unlink()
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     return todo, files
 
 

@@ -5,8 +5,8 @@ Layout (``moaa-hours/1``)::
     <dataset>/
       manifest.json                 layout, year, per-source-file counts, hour range
       report.json                   per-file rows accepted / rejected by reason
-      staging/batch-<id>.parquet    one per batch of source CSVs (kept for incremental re-runs)
-      hours/day=YYYY-MM-DD/*.parquet  every row of that UTC day
+      staging/batch-<id>/day=…/     one folder per batch of source CSVs (for incremental re-runs)
+      hours/day=YYYY-MM-DD/*.parquet  every row of that UTC day (hard links to the batches' files)
 
 Columns (:data:`SCHEMA`): ``hour`` (UTC), ``kind`` (``obs`` or ``reject``), ``station_id``,
 ``obs_id``, ``temperature_c`` (for ground truth and reports), ``reason`` (rejects),
