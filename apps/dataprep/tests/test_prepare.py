@@ -127,7 +127,9 @@ def test_a_folder_without_isd_data_fails_naming_what_it_found(tmp_path: Path) ->
     # prepare pointed at the station list's folder, for a year download did not write
     done = _prepare_cli(raw, tmp_path / "ds", 2013)
     assert done.returncode == 1
-    assert "isd-history.csv is NOAA's station list, not observations" in done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "isd-history.csv is NOAA's station list, not observations" in said
+    assert "it holds year folders 2020 (pass --year)" in said
     assert not (tmp_path / "ds" / "manifest.json").exists()
     # the empty year folder download made is named too
     (raw / "isd-history.csv").unlink()

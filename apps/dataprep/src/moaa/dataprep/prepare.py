@@ -85,13 +85,16 @@ def input_folder(input_dir: Path, year: int) -> Path:
     return year_dir if year_dir.is_dir() else input_dir
 
 
+def _year_hint(folder: Path) -> str:
+    years = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    return f"; it holds year folders {', '.join(years)} (pass --year)" if years else ""
+
+
 def _source_files(folder: Path, year: int) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_CSV_SUFFIXES))
     if files:
         return files
-    years = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
-    hint = f"; it holds year folders {', '.join(years)} (pass --year)" if years else ""
-    raise PrepareError(f"no .csv or .csv.gz files in {folder} for {year}{hint}")
+    raise PrepareError(f"no .csv or .csv.gz files in {folder} for {year}{_year_hint(folder)}")
 
 
 def _first_line(path: Path) -> bytes:
@@ -208,7 +211,7 @@ def prepare(
     skipped = {p.name: what for p, (_, what) in examined.items() if what.endswith("observations")}
     if not any(is_data for is_data, _ in examined.values()):
         found = "; ".join(what for _, what in examined.values())
-        raise PrepareError(f"no ISD data file in {folder}: {found}")
+        raise PrepareError(f"no ISD data file in {folder} for {year}: {found}{_year_hint(folder)}")
     for what in skipped.values():
         log.warning("prepare: skipping %s", what, extra={"skipped": what})
     sources = [p for p in examined if p.name not in skipped]
