@@ -95,6 +95,14 @@ clean: down ## Stop the stack and delete its state (.local/); caches are kept
 bench-ingest: setup ## Ingest throughput against a plain producer (prints the ratio)
 	$(VENV)/bin/python bench/ingest.py
 
+.PHONY: bench-ingest-scale
+bench-ingest-scale: setup ## Ingest of a realistic synthetic week of every active station against a plain producer
+	$(VENV)/bin/python bench/ingest.py --stations all --days 7 --rounds 1
+
+.PHONY: bench-prepare
+bench-prepare: venv ## moaa prepare against DuckDB's own read_csv + group-by of the same files (ratio)
+	$(VENV)/bin/python bench/prepare.py --stations 300 --days 120
+
 .PHONY: bench-throughput
 bench-throughput: setup ## Hourly stats at full speed: streaming end to end against DuckDB in batch (ratio)
 	$(VENV)/bin/python bench/throughput.py --stations 1000 --days 7

@@ -3,84 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import threading
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from moaa.dataprep.download import DownloadSettings, download
+from moaa.localstack.testing import FakeNoaa
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample" / "2013"
 EWR, JFK = "72502014734", "74486094789"
-
-
-class FakeNoaa:
-    """Serves ``/access/<year>/<id>.csv`` and ``/isd-history.csv`` with scripted faults."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.cut_once: set[str] = set()  # send half the body, then drop the connection
-        self.fail_once: set[str] = set()  # answer 503 the first time
-        self.requests: Counter[str] = Counter()
-        self.ranges: list[tuple[str, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                path = self.path
-                owner.requests[path] += 1
-                if path in owner.fail_once:
-                    owner.fail_once.discard(path)
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = owner.files.get(path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start = 0
-                if rng := self.headers.get("Range"):
-                    owner.ranges.append((path, rng))
-                    start = int(rng.removeprefix("bytes=").split("-")[0])
-                    if start >= len(body):
-                        self.send_response(416)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                part = body[start:]
-                self.send_header("Content-Length", str(len(part)))
-                self.end_headers()
-                if path in owner.cut_once:
-                    owner.cut_once.discard(path)
-                    self.wfile.write(part[: len(part) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(part)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
 @pytest.fixture
@@ -98,10 +31,8 @@ def noaa() -> Iterator[FakeNoaa]:
         fake.files[f"/access/2013/{sid}.csv"] = gzip.decompress(
             (SAMPLE / f"{sid}.csv.gz").read_bytes()
         )
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    with fake.serving():
+        yield fake
 
 
 def _settings(fake: FakeNoaa) -> DownloadSettings:

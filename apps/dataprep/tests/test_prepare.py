@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from moaa.common.observation import Observation
 from moaa.dataprep.groundtruth import hourly_counts
-from moaa.dataprep.prepare import _assign_hours, prepare
+from moaa.dataprep.prepare import PrepareError, prepare
 from moaa.dataprep.synth import synthesize
 from moaa.feeder.dataset import HourlyDataset
 
@@ -23,7 +28,7 @@ def test_sample_dataset_matches_duckdb_and_reruns_do_nothing(tmp_path: Path) -> 
     src = tmp_path / "src"
     shutil.copytree(SAMPLE, src)
     out = tmp_path / "ds"
-    manifest = prepare(src, out, 2013)
+    manifest = prepare(src, out, 2013, batch_mb=0)  # one batch per file
     assert manifest["totals"] == {"files": 2, "rows": 17409, "accepted": 17409, "rejected": {}}
     dataset = HourlyDataset(out)
     assert dataset.count_by_hour() == hourly_counts(src)
@@ -36,31 +41,19 @@ def test_sample_dataset_matches_duckdb_and_reruns_do_nothing(tmp_path: Path) -> 
 
     # unchanged input: nothing is parsed or rewritten
     stamp = (out / "hours").stat().st_mtime_ns
-    again = prepare(src, out, 2013)
+    again = prepare(src, out, 2013, batch_mb=0)
     assert again["dataset_id"] == manifest["dataset_id"]
     assert (out / "hours").stat().st_mtime_ns == stamp
 
-    # one changed file: only it is parsed again
+    # one changed file: only its batch is parsed again
     path = src / "74486094789.csv.gz"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    staged = out / "staging" / "72502014734.csv.gz.parquet"
+    staged = out / "staging" / manifest["files"]["72502014734.csv.gz"]["batch"]
     staged_stamp = staged.stat().st_mtime_ns
-    third = prepare(src, out, 2013)
+    third = prepare(src, out, 2013, batch_mb=0)
     assert third["dataset_id"] != manifest["dataset_id"]
     assert staged.stat().st_mtime_ns == staged_stamp
     assert third["totals"] == manifest["totals"]
-
-
-def test_rejected_rows_get_an_hour() -> None:
-    h = datetime(2020, 1, 1, 5, tzinfo=UTC)
-    assert _assign_hours([None, h, None, h.replace(hour=7), None], 2020) == [
-        h,
-        h,
-        h,
-        h.replace(hour=7),
-        h.replace(hour=7),
-    ]
-    assert _assign_hours([None, None], 2020) == [datetime(2020, 1, 1, tzinfo=UTC)] * 2
 
 
 def test_synth_is_labelled_deterministic_and_counts_match_prepare(tmp_path: Path) -> None:
@@ -91,3 +84,67 @@ def test_synth_is_labelled_deterministic_and_counts_match_prepare(tmp_path: Path
             counts.update(json.loads(r)["reason"] for r in rows.rejects)
     assert counts["obs"] == a["expected"]["accepted"]
     assert {k: v for k, v in counts.items() if k != "obs"} == a["expected"]["rejected"]
+
+
+STATION_LIST = (
+    '"USAF","WBAN","STATION NAME","CTRY","STATE","ICAO","LAT","LON","ELEV(M)","BEGIN","END"\n'
+    '"725020","14734","NEWARK LIBERTY INTERNATIONAL AP","US","NJ","KEWR","+40.683","-074.169",'
+    '"+0002.0","19730101","20230418"\n'
+)
+
+
+def test_reads_the_year_folder_download_writes_and_skips_the_station_list(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"  # moaa download --out raw: raw/isd-history.csv, raw/2013/<id>.csv
+    (raw / "2013").mkdir(parents=True)
+    (raw / "isd-history.csv").write_text(STATION_LIST)
+    shutil.copy(SAMPLE / "72502014734.csv.gz", raw / "2013")
+    (raw / "2013" / "isd-history.csv").write_text(STATION_LIST)  # a copy among the data
+    manifest = prepare(raw, tmp_path / "ds", 2013)
+    assert manifest["source_dir"] == str((raw / "2013").resolve())
+    assert list(manifest["files"]) == ["72502014734.csv.gz"]
+    assert manifest["totals"]["rejected"] == {} and manifest["totals"]["accepted"] > 8000
+    assert manifest["skipped"] == {
+        "isd-history.csv": "isd-history.csv is NOAA's station list, not observations"
+    }
+
+
+def _prepare_cli(folder: Path, out: Path, year: int) -> subprocess.CompletedProcess[str]:
+    moaa = str(Path(sys.executable).with_name("moaa"))
+    return subprocess.run(
+        [moaa, "prepare", str(folder), "--out", str(out), "--year", str(year)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MOAA_LOG_FORMAT": "json"},
+        check=False,
+    )
+
+
+def test_a_folder_without_isd_data_fails_naming_what_it_found(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "2020").mkdir(parents=True)
+    (raw / "isd-history.csv").write_text(STATION_LIST)
+    # prepare pointed at the station list's folder, for a year download did not write
+    done = _prepare_cli(raw, tmp_path / "ds", 2013)
+    assert done.returncode == 1
+    said = done.stdout + done.stderr
+    assert "isd-history.csv is NOAA's station list, not observations" in said
+    assert "it holds year folders 2020 (pass --year)" in said
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+    # the empty year folder download made is named too
+    (raw / "isd-history.csv").unlink()
+    done = _prepare_cli(raw, tmp_path / "ds", 2020)
+    assert done.returncode == 1 and "no .csv or .csv.gz files in" in done.stdout + done.stderr
+
+
+def test_zero_accepted_observations_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with gzip.open(SAMPLE / "72502014734.csv.gz", "rt") as fh:
+        header, row = fh.readline(), fh.readline()
+    (src / "sod.csv").write_text(header + row.replace('"FM-15"', '"SOD"') * 3)
+    with pytest.raises(PrepareError, match=r"0 of 3 rows .* summary_report=3"):
+        prepare(src, tmp_path / "ds", 2013)
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+    done = _prepare_cli(src, tmp_path / "ds", 2013)
+    assert done.returncode == 1 and "nothing to replay" in done.stdout + done.stderr

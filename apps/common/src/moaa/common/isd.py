@@ -47,9 +47,12 @@ __all__ = [
     "ERROR_QUALITY_CODES",
     "REQUIRED_COLUMNS",
     "SUMMARY_REPORT_TYPES",
+    "Columns",
     "ParseStats",
     "parse_file",
+    "parse_header",
     "parse_lines",
+    "parse_numbered",
 ]
 
 #: Columns without which a row cannot become an observation.
@@ -152,19 +155,19 @@ def _dew_point(dew: str) -> float | None:
 
 def _sea_level_pressure(slp: str) -> float | None:
     parts = _group(slp)
-    if len(parts) != 2 or parts[0] == "99999" or not parts[0].isdigit():
+    if len(parts) != 2 or parts[0] == "99999" or not (parts[0].isascii() and parts[0].isdigit()):
         return None
     return None if parts[1] in ERROR_QUALITY_CODES else int(parts[0]) / 10
 
 
 def _wind_speed(wnd: str) -> float | None:
     parts = _group(wnd)
-    if len(parts) != 5 or parts[3] == "9999" or not parts[3].isdigit():
+    if len(parts) != 5 or parts[3] == "9999" or not (parts[3].isascii() and parts[3].isdigit()):
         return None
     return None if parts[4] in ERROR_QUALITY_CODES else int(parts[3]) / 10
 
 
-class _Columns:
+class Columns:
     """Positions of the named columns in one file's header."""
 
     def __init__(self, header: list[str]) -> None:
@@ -178,7 +181,7 @@ class _Columns:
         return row[i].strip() if i is not None else ""
 
 
-def _observation(row: list[str], cols: _Columns) -> Observation:
+def _observation(row: list[str], cols: Columns) -> Observation:
     if len(row) != cols.width:
         raise _RowError("field_count", f"{len(row)} fields, header has {cols.width}")
     station = cols.get(row, "STATION")
@@ -233,12 +236,12 @@ def _decode(raw_line: str | bytes) -> tuple[str, _RowError | None]:
         return shown, _RowError("bad_encoding", f"line is not valid UTF-8: {exc.reason}")
 
 
-def _read_header(line: str, error: _RowError | None) -> tuple[_Columns | None, str]:
+def _read_header(line: str, error: _RowError | None) -> tuple[Columns | None, str]:
     """The header's columns, or ``None`` and why every data line will be rejected."""
     try:
         if error:
             raise error
-        cols = _Columns(_split_csv(line.lstrip("\ufeff")))
+        cols = Columns(_split_csv(line.lstrip("\ufeff")))
     except _RowError as exc:
         return None, f"header line unreadable: {exc.detail}"
     if cols.missing:
@@ -246,29 +249,32 @@ def _read_header(line: str, error: _RowError | None) -> tuple[_Columns | None, s
     return cols, ""
 
 
-def _parse_row(line: str, error: _RowError | None, cols: _Columns) -> Observation:
+def parse_header(raw_line: str | bytes) -> tuple[Columns | None, str]:
+    """A file's first line as :class:`Columns`, or ``None`` and why its rows are all rejected."""
+    return _read_header(*_decode(raw_line))
+
+
+def _parse_row(line: str, error: _RowError | None, cols: Columns) -> Observation:
     if error:
         raise error
     return _observation(_split_csv(line), cols)
 
 
-def parse_lines(
-    lines: Iterable[str] | Iterable[bytes], source: str, stats: ParseStats | None = None
-) -> Iterator[Observation | Rejection]:
-    """Parse an ISD CSV given as lines (the first is the header), as text or bytes.
+def parse_numbered(
+    header: str | bytes,
+    lines: Iterable[tuple[int, str | bytes]],
+    source: str,
+    stats: ParseStats | None = None,
+) -> Iterator[tuple[int, Observation | Rejection]]:
+    """Parse data lines given with their line numbers, under the file's ``header`` line.
 
-    Yields one item per non-blank data line; never raises on bad data. A header that
-    lacks a required column makes every data line a ``bad_header`` rejection. Bytes
-    lines are decoded as UTF-8 one by one, so one undecodable line rejects only itself.
-    ``stats``, when given, is updated as items are yielded.
+    Yields ``(line number, item)`` for every non-blank line, in the given order: the rules
+    of :func:`parse_lines` for lines taken out of their file (e.g. the few lines a
+    vectorized parser leaves to this reference).
     """
-    cols: _Columns | None = None
-    header_error: str | None = None  # None until the header line has been read
-    for number, raw_line in enumerate(lines, start=1):
+    cols, header_error = parse_header(header)
+    for number, raw_line in lines:
         line, error = _decode(raw_line)
-        if header_error is None:
-            cols, header_error = _read_header(line, error)
-            continue
         if not line.strip():
             continue
         item: Observation | Rejection
@@ -281,6 +287,24 @@ def parse_lines(
                 item = Rejection(source, number, exc.reason, exc.detail, line)
         if stats is not None:
             stats.add(item)
+        yield number, item
+
+
+def parse_lines(
+    lines: Iterable[str] | Iterable[bytes], source: str, stats: ParseStats | None = None
+) -> Iterator[Observation | Rejection]:
+    """Parse an ISD CSV given as lines (the first is the header), as text or bytes.
+
+    Yields one item per non-blank data line; never raises on bad data. A header that
+    lacks a required column makes every data line a ``bad_header`` rejection. Bytes
+    lines are decoded as UTF-8 one by one, so one undecodable line rejects only itself.
+    ``stats``, when given, is updated as items are yielded.
+    """
+    numbered: Iterator[tuple[int, str | bytes]] = enumerate(lines, start=1)
+    first = next(numbered, None)
+    if first is None:
+        return
+    for _, item in parse_numbered(first[1], numbered, source, stats):
         yield item
 
 

@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -76,9 +76,8 @@ class DownloadSummary:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data.pop("lock")
-        return data
+        # Not dataclasses.asdict: it deep-copies every field, and a lock cannot be copied.
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lock"}
 
 
 def _fetch_once(client: httpx.Client, url: str, part: Path) -> None:

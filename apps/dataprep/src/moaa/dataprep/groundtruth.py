@@ -13,8 +13,15 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-__all__ = ["hourly_counts", "hourly_covariates", "hourly_temperature_stats"]
+__all__ = [
+    "hourly_counts",
+    "hourly_covariates",
+    "hourly_temperature_stats",
+    "stats_by_station_hour",
+    "temperature_stats_table",
+]
 
 # Quality codes that blank a field (README "ISD parsing").
 _FLAGGED = "('2', '3', '6', '7')"
@@ -57,20 +64,37 @@ def hourly_counts(folder: Path) -> dict[datetime, int]:
     return dict(_rows(sql, folder))
 
 
+def temperature_stats_table(folder: Path) -> pa.Table:
+    """Per station and hour: ``station_id, hour, min_c, max_c, mean_c, count`` of valid
+    temperatures in °C, as DuckDB returns it (Arrow; no Python object per row)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        sql = f"""
+        SELECT station_id, hour, min(t) AS min_c, max(t) AS max_c, avg(t) AS mean_c,
+               count(*) AS count
+        FROM (SELECT station_id, hour, CAST(tmp_raw AS INTEGER) / 10.0 AS t
+              FROM ({_SOURCE}) WHERE {_VALID_ROW} AND tmp_raw <> '+9999')
+        GROUP BY station_id, hour
+        """  # noqa: S608 - constant SQL
+        return con.sql(sql, params=[_files(folder)]).to_arrow_table()
+    finally:
+        con.close()
+
+
 def hourly_temperature_stats(
     folder: Path,
 ) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
     """``(station, hour) → (min, max, mean, count)`` of valid temperatures in °C."""
-    rows = _rows(
-        f"""
-        SELECT station_id, hour, min(t), max(t), avg(t), count(*)
-        FROM (SELECT station_id, hour, CAST(tmp_raw AS INTEGER) / 10.0 AS t
-              FROM ({_SOURCE}) WHERE {_VALID_ROW} AND tmp_raw <> '+9999')
-        GROUP BY station_id, hour
-        """,  # noqa: S608 - constant SQL
-        folder,
-    )
-    return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
+    return stats_by_station_hour(temperature_stats_table(folder))
+
+
+def stats_by_station_hour(
+    table: pa.Table,
+) -> dict[tuple[str, datetime], tuple[float, float, float, int]]:
+    """:func:`temperature_stats_table`'s rows as ``(station, hour) → (min, max, mean, count)``."""
+    columns = [table.column(c).to_pylist() for c in table.column_names]
+    return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in zip(*columns, strict=True)}
 
 
 def _measure(column: str, part: int, parts: int, digits: str, missing: str) -> str:

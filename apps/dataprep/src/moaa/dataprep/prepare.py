@@ -1,53 +1,68 @@
 """``moaa prepare``: turn a folder of ISD CSVs into the hour-indexed dataset, out of core.
 
+**Input.** The folder ``moaa download --out DIR`` wrote: ``DIR/<year>/<station>.csv``
+beside NOAA's station list ``DIR/isd-history.csv``. Given ``DIR``, prepare reads the
+year's folder ``DIR/<year>/``; given a folder of CSVs itself (the bundled sample, a
+``moaa synth`` output), it reads that folder. A station list found among the CSVs is
+skipped (it is not observations); a folder holding no ISD data file, or an input that
+yields no accepted observation, is an error naming what was found.
+
 Two steps, each incremental:
 
-1. **Stage** — every source file is parsed once by the common ISD parser (in parallel
-   worker processes) into ``staging/<file>.parquet``. A file whose size and mtime match
-   the manifest is not parsed again.
-2. **Index** — DuckDB rewrites all staged rows into ``hours/day=YYYY-MM-DD/`` partitions
-   with a memory limit and a spill directory, so a year of every station (100 M+ rows)
-   never has to fit in memory. It runs only when a staged file changed.
+1. **Stage** — the files are parsed in batches (``MOAA_PREPARE_BATCH_MB`` of CSV each) by
+   :mod:`moaa.dataprep.vectorized`: DuckDB expressions implementing the rules of
+   :mod:`moaa.common.isd`, the Python parser taking every line the SQL does not accept.
+   Each batch is written partitioned by UTC day, ``staging/batch-<id>/day=YYYY-MM-DD/``.
+   Files whose size and mtime match the manifest are not parsed again; a changed file
+   re-stages its batch.
+2. **Index** — ``hours/day=YYYY-MM-DD/`` gathers every batch's files of that day as hard
+   links: nothing is rewritten (the feeder reads a day's files and sorts them).
 
-Re-running on unchanged input does nothing. The per-file report (rows, accepted, rejected
-by reason) is printed, logged, and kept in ``report.json``.
+Both run under a DuckDB memory limit with a spill directory, so a year of every station
+(10⁸ rows) never has to fit in memory. Re-running on unchanged input does nothing. The
+per-file report (rows, accepted, rejected by reason) is printed, logged, and kept in
+``report.json``; progress is a bar on a terminal and JSON log lines otherwise.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
-from moaa.common.isd import ParseStats, parse_file
+from moaa.common.isd import parse_header
 from moaa.common.logs import configure_logging
-from moaa.common.observation import Observation
 from moaa.common.progress import ProgressReporter
 from moaa.common.settings import MoaaSettings
-from moaa.feeder.dataset import LAYOUT, SCHEMA
+from moaa.dataprep.vectorized import parse_batch, read_source
+from moaa.feeder.dataset import LAYOUT
 
-__all__ = ["PrepareSettings", "command", "prepare"]
+__all__ = ["PrepareError", "PrepareSettings", "command", "input_folder", "prepare"]
 
 log = logging.getLogger(__name__)
-_DATE_HOUR_RE = re.compile(r'"?(\d{4}-\d{2}-\d{2}T\d{2}):\d{2}:\d{2}"?')
 _CSV_SUFFIXES = (".csv", ".csv.gz")
+#: Header columns that mark NOAA's station list (``isd-history.csv``).
+_STATION_LIST_COLUMNS = frozenset({"USAF", "WBAN"})
+#: Version of the staging layout; a manifest of another one re-stages everything.
+_STAGING = "batches/2"
+
+
+class PrepareError(RuntimeError):
+    """The input cannot become a dataset; the message says what was found."""
 
 
 class PrepareSettings(MoaaSettings):
@@ -56,26 +71,50 @@ class PrepareSettings(MoaaSettings):
     replay_year: int = Field(2020, description="Year being replayed (2013 for the bundled sample).")
     prepare_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
-        description="Parallel parser processes (default: CPU count).",
+        description="DuckDB threads while parsing and indexing (default: CPU count).",
     )
-    prepare_memory_limit: str = Field("2GB", description="DuckDB memory limit while indexing.")
+    prepare_memory_limit: str = Field("2GB", description="DuckDB memory limit; beyond, it spills.")
+    prepare_batch_mb: int = Field(
+        128, description="CSV megabytes parsed per batch (bounds memory; one staging file each)."
+    )
 
 
-def _hour_from_raw(raw: str) -> datetime | None:
-    match = _DATE_HOUR_RE.search(raw[:80])
-    if not match:
-        return None
+def input_folder(input_dir: Path, year: int) -> Path:
+    """The folder holding the year's CSVs: ``<dir>/<year>/`` when present (download's layout)."""
+    year_dir = input_dir / str(year)
+    return year_dir if year_dir.is_dir() else input_dir
+
+
+def _year_hint(folder: Path) -> str:
+    years = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    return f"; it holds year folders {', '.join(years)} (pass --year)" if years else ""
+
+
+def _source_files(folder: Path, year: int) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_CSV_SUFFIXES))
+    if files:
+        return files
+    raise PrepareError(f"no .csv or .csv.gz files in {folder} for {year}{_year_hint(folder)}")
+
+
+def _first_line(path: Path) -> bytes:
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        return datetime.strptime(match.group(1), "%Y-%m-%dT%H").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+        with opener(path, "rb") as fh:
+            return fh.readline(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise PrepareError(f"{path.name} cannot be read: {exc}") from None
 
 
-def _source_files(input_dir: Path) -> list[Path]:
-    files = sorted(p for p in input_dir.iterdir() if p.is_file() and p.name.endswith(_CSV_SUFFIXES))
-    if not files:
-        raise typer.BadParameter(f"no .csv or .csv.gz files in {input_dir}")
-    return files
+def _examine(path: Path) -> tuple[bool, str]:
+    """Whether the file has an ISD header, and what it is when it has not."""
+    cols, error = parse_header(_first_line(path))
+    if cols is not None:
+        return True, ""
+    names = {n.strip().strip('"') for n in _first_line(path).decode(errors="replace").split(",")}
+    if names >= _STATION_LIST_COLUMNS:
+        return False, f"{path.name} is NOAA's station list, not observations"
+    return False, f"{path.name}: {error}"
 
 
 def _fingerprint(path: Path) -> dict[str, int]:
@@ -83,168 +122,201 @@ def _fingerprint(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _assign_hours(hours: list[datetime | None], year: int) -> list[datetime]:
-    """Fill unreadable hours with the hour of the row before (or after, or the year's start)."""
-    filled: list[datetime] = []
-    previous: datetime | None = None
-    first_known = next((h for h in hours if h is not None), datetime(year, 1, 1, tzinfo=UTC))
-    for hour in hours:
-        previous = hour or previous
-        filled.append(previous or first_known)
-    return filled
+def _batches(paths: list[Path], batch_bytes: int) -> list[list[Path]]:
+    """Consecutive files of about ``batch_bytes`` of CSV each (gzip counted ×8)."""
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for path in paths:
+        weight = path.stat().st_size * (8 if path.name.endswith(".gz") else 1)
+        if batches[-1] and size + weight > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += weight
+    return [b for b in batches if b]
 
 
-def stage_file(path: Path, staging_dir: Path, year: int) -> dict[str, Any]:
-    """Parse one source file into ``staging/<name>.parquet``; return its report entry.
-
-    Runs in a worker process. Rejected rows get their own hour when their DATE is
-    readable, else the hour of the row before them (the first readable hour of the file
-    for leading rows, the year's first hour when nothing is readable).
-    """
-    stats = ParseStats()
-    hours: list[datetime | None] = []
-    cols: dict[str, list[Any]] = {
-        name: [] for name in ("kind", "station_id", "obs_id", "temperature_c", "reason", "record")
-    }
-    for item in parse_file(path, stats):
-        if isinstance(item, Observation):
-            hours.append(item.hour)
-            values = ("obs", item.station_id, item.obs_id, item.temperature_c, None)
-        else:
-            hours.append(_hour_from_raw(item.raw))
-            values = ("reject", None, None, None, item.reason)
-        for name, value in zip(
-            ("kind", "station_id", "obs_id", "temperature_c", "reason"), values, strict=True
-        ):
-            cols[name].append(value)
-        cols["record"].append(item.to_json())
-    filled = _assign_hours(hours, year)
-    table = pa.table(
-        {
-            "hour": filled,
-            "day": [h.strftime("%Y-%m-%d") for h in filled],
-            **{k: v for k, v in cols.items() if k != "record"},
-            "source_file": [path.name] * len(filled),
-            "seq": list(range(len(filled))),
-            "record": cols["record"],
-        },
-        schema=SCHEMA,
-    )
-    target = staging_dir / f"{path.name}.parquet"
-    tmp = staging_dir / f".{path.name}.parquet.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(target)
-    return {
-        "file": path.name,
-        **_fingerprint(path),
-        "rows": stats.rows,
-        "accepted": stats.accepted,
-        "rejected": dict(stats.rejected),
-        "first_hour": min(filled).isoformat() if filled else None,
-        "last_hour": max(filled).isoformat() if filled else None,
-    }
-
-
-def _index(out_dir: Path, memory_limit: str) -> None:
-    """Rewrite every staged row into day partitions with DuckDB (spills to disk)."""
-    target, tmp = out_dir / "hours", out_dir / "hours.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    spill = out_dir / ".duckdb-spill"
-    spill.mkdir(exist_ok=True)
+def _connect(workers: int, memory_limit: str, spill: Path) -> duckdb.DuckDBPyConnection:
+    spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET temp_directory = ?", [str(spill)])
+    con.execute(f"SET threads = {max(int(workers), 1)}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, batch: list[Path], staging: Path, year: int
+) -> dict[str, dict[str, Any]]:
+    """Parse one batch into ``staging/batch-<id>/day=…/``; return its files' report entries."""
+    sources = []
+    for path in batch:
+        try:
+            sources.append(read_source(path))
+        except ValueError as exc:
+            raise PrepareError(str(exc)) from None
+    table, counts = parse_batch(con, sources, year)
+    name = f"batch-{uuid.uuid4().hex[:12]}"
+    tmp = staging / f".{name}.tmp"
+    con.register("staged_batch", table)
     try:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        con.execute("SET temp_directory = ?", [str(spill)])
-        con.execute("SET preserve_insertion_order = false")
-        staged = str(out_dir / "staging" / "*.parquet")
         con.execute(
-            f"COPY (SELECT * FROM read_parquet('{staged}') ORDER BY hour) "  # noqa: S608 - our own path
-            f"TO '{tmp}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)"
+            f"COPY staged_batch TO '{tmp}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)"
         )
     finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        con.unregister("staged_batch")
+    tmp.rename(staging / name)
+    return {
+        path.name: {"file": path.name, **_fingerprint(path), **counts[path.name].as_dict(),
+                    "batch": name}
+        for path in batch
+    }  # fmt: skip
+
+
+def _index(out_dir: Path) -> None:
+    """Gather every batch's day partitions under ``hours/``, as hard links (no copy)."""
+    target, tmp = out_dir / "hours", out_dir / "hours.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for staged in sorted((out_dir / "staging").glob("batch-*/day=*/*.parquet")):
+        day = tmp / staged.parent.name
+        day.mkdir(parents=True, exist_ok=True)
+        os.link(staged, day / f"{staged.parent.parent.name}-{staged.name}")
+    tmp.mkdir(exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 
 
+def _previous(manifest_path: Path, year: int) -> dict[str, Any]:
+    old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    return old if old.get("year") == year and old.get("staging") == _STAGING else {}
+
+
 def prepare(
-    input_dir: Path, out_dir: Path, year: int, workers: int = 1, memory_limit: str = "2GB"
+    input_dir: Path,
+    out_dir: Path,
+    year: int,
+    workers: int = 1,
+    memory_limit: str = "2GB",
+    batch_mb: int = 128,
 ) -> dict[str, Any]:
-    """Stage changed files and re-index if needed; return the manifest."""
+    """Stage changed files and re-index if needed; return the manifest.
+
+    Raises :class:`PrepareError` when the folder holds no ISD data file or nothing in it
+    is an accepted observation.
+    """
+    folder = input_folder(input_dir, year)
+    examined = {p: _examine(p) for p in _source_files(folder, year)}
+    skipped = {p.name: what for p, (_, what) in examined.items() if what.endswith("observations")}
+    if not any(is_data for is_data, _ in examined.values()):
+        found = "; ".join(what for _, what in examined.values())
+        raise PrepareError(f"no ISD data file in {folder} for {year}: {found}{_year_hint(folder)}")
+    for what in skipped.values():
+        log.warning("prepare: skipping %s", what, extra={"skipped": what})
+    sources = [p for p in examined if p.name not in skipped]
+
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / "staging"
     staging.mkdir(exist_ok=True)
     manifest_path = out_dir / "manifest.json"
-    old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    old_files: dict[str, Any] = old.get("files", {}) if old.get("year") == year else {}
-    sources = _source_files(input_dir)
-    todo = [
-        p
-        for p in sources
-        if {k: old_files.get(p.name, {}).get(k) for k in ("size", "mtime_ns")} != _fingerprint(p)
-    ]
-    gone = set(old_files) - {p.name for p in sources}
-    for name in gone:
-        (staging / f"{name}.parquet").unlink(missing_ok=True)
-    if not todo and not gone and (out_dir / "hours").is_dir():
-        log.info(
-            "prepare: nothing to do, %d files unchanged",
-            len(sources),
-            extra={"files": len(sources)},
-        )
+    old = _previous(manifest_path, year)
+    plan = _plan(sources, old.get("files", {}), staging)
+    if plan is None and (out_dir / "hours").is_dir():
+        log.info("prepare: nothing to do, %d files unchanged", len(sources),
+                 extra={"files": len(sources)})  # fmt: skip
         return old
-    files = {name: entry for name, entry in old_files.items() if name not in gone}
+    todo, files = plan or (sources, {})
+    manifest_path.unlink(missing_ok=True)  # the old dataset no longer matches its staging
+
     started = time.monotonic()
-    with ProgressReporter("parsing files", len(todo), "files", log) as progress:
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(stage_file, p, staging, year) for p in todo]
-                for future in as_completed(futures):
-                    entry = future.result()
-                    files[entry["file"]] = entry
-                    progress.advance(1, rows=sum(f["rows"] for f in files.values()))
-        else:
-            for path in todo:
-                entry = stage_file(path, staging, year)
-                files[entry["file"]] = entry
-                progress.advance(1, rows=sum(f["rows"] for f in files.values()))
-    log.info("prepare: indexing by hour with DuckDB", extra={"files": len(files)})
-    _index(out_dir, memory_limit)
-    rejected: Counter[str] = Counter()
-    for entry in files.values():
-        rejected.update(entry["rejected"])
+    con = _connect(workers, memory_limit, out_dir / ".duckdb-spill")
+    try:
+        rows = 0
+        with ProgressReporter("parsing files", len(todo), "files", log) as progress:
+            for batch in _batches(todo, batch_mb << 20):
+                entries = _stage(con, batch, staging, year)
+                files.update(entries)
+                rows += sum(e["rows"] for e in entries.values())
+                elapsed = max(time.monotonic() - started, 1e-9)
+                progress.advance(len(batch), rows=rows, rows_per_s=round(rows / elapsed))
+        totals = _totals(files)
+        if not totals["accepted"]:
+            reasons = ", ".join(f"{k}={v}" for k, v in totals["rejected"].items()) or "none"
+            raise PrepareError(
+                f"0 of {totals['rows']} rows in {folder} are accepted observations "
+                f"(rejected by reason: {reasons}): nothing to replay"
+            )
+        _index(out_dir)
+    finally:
+        con.close()
+        shutil.rmtree(out_dir / ".duckdb-spill", ignore_errors=True)
     firsts = [f["first_hour"] for f in files.values() if f["first_hour"]]
     lasts = [f["last_hour"] for f in files.values() if f["last_hour"]]
     manifest = {
         "layout": LAYOUT,
+        "staging": _STAGING,
         "dataset_id": uuid.uuid4().hex,
         "year": year,
         "built_at": datetime.now(UTC).isoformat(),
-        "source_dir": str(input_dir.resolve()),
+        "source_dir": str(folder.resolve()),
         "first_hour": min(firsts) if firsts else None,
         "last_hour": max(lasts) if lasts else None,
-        "totals": {
-            "files": len(files),
-            "rows": sum(f["rows"] for f in files.values()),
-            "accepted": sum(f["accepted"] for f in files.values()),
-            "rejected": dict(rejected),
-        },
+        "totals": totals,
+        "skipped": skipped,
         "files": dict(sorted(files.items())),
     }
     (out_dir / "report.json").write_text(json.dumps(list(manifest["files"].values()), indent=1))
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(manifest_path)
+    duration = time.monotonic() - started
     log.info(
         "prepare: done",
         extra={
-            **manifest["totals"],
+            **totals,
             "parsed_files": len(todo),
-            "duration_s": round(time.monotonic() - started, 2),
+            "duration_s": round(duration, 2),
+            "rows_per_s": round(rows / max(duration, 1e-9)),
         },
     )
     return manifest
+
+
+def _plan(
+    sources: list[Path], old_files: dict[str, Any], staging: Path
+) -> tuple[list[Path], dict[str, Any]] | None:
+    """Files to parse and entries kept; ``None`` when nothing changed. Drops stale batches."""
+    names = {p.name for p in sources}
+    changed = {
+        p.name
+        for p in sources
+        if {k: old_files.get(p.name, {}).get(k) for k in ("size", "mtime_ns")} != _fingerprint(p)
+        or not (staging / old_files[p.name]["batch"]).exists()
+    }
+    gone = set(old_files) - names
+    if not changed and not gone:
+        return None
+    dirty = {old_files[n]["batch"] for n in (changed | gone) & set(old_files)}
+    todo = [p for p in sources if p.name in changed or old_files[p.name]["batch"] in dirty]
+    files = {n: e for n, e in old_files.items() if n in names and e["batch"] not in dirty}
+    kept = {e["batch"] for e in files.values()}
+    for stale in staging.iterdir():
+        if stale.name not in kept:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return todo, files
+
+
+def _totals(files: dict[str, Any]) -> dict[str, Any]:
+    rejected: Counter[str] = Counter()
+    for entry in files.values():
+        rejected.update(entry["rejected"])
+    return {
+        "files": len(files),
+        "rows": sum(f["rows"] for f in files.values()),
+        "accepted": sum(f["accepted"] for f in files.values()),
+        "rejected": dict(sorted(rejected.items())),
+    }
 
 
 def _print_report(manifest: dict[str, Any], console: Console) -> None:
@@ -271,7 +343,10 @@ def command(
     input_dir: Annotated[
         Path,
         typer.Argument(
-            help="Folder of ISD CSV files (.csv or .csv.gz).", exists=True, file_okay=False
+            help="The folder `moaa download --out` wrote (its <year>/ folder is read), "
+            "or a folder of ISD CSV files (.csv or .csv.gz).",
+            exists=True,
+            file_okay=False,
         ),
     ],
     out: Annotated[
@@ -281,22 +356,30 @@ def command(
         int | None, typer.Option(help="Replay year [env MOAA_REPLAY_YEAR, default 2020].")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Parser processes [env MOAA_PREPARE_WORKERS].")
+        int | None, typer.Option(help="DuckDB threads [env MOAA_PREPARE_WORKERS].")
     ] = None,
 ) -> None:
     """Prepare ISD CSVs once into the hour-indexed dataset the feeder replays.
 
-    Parses every file with the common ISD parser (rows accepted / rejected by reason, per
-    file), then indexes all rows by UTC hour with DuckDB, out of core. Re-running on
-    unchanged input does nothing; changed or new files are parsed again.
+    Reads DIR/<year>/ when present (the layout `moaa download --out DIR` writes), else the
+    CSVs in DIR; NOAA's station list is skipped. Parses every file with DuckDB
+    expressions implementing the common ISD rules (rows accepted / rejected by reason, per
+    file), then indexes all rows by UTC hour, out of core (MOAA_PREPARE_MEMORY_LIMIT).
+    Re-running on unchanged input does nothing. Exits 1 when the folder holds no ISD data
+    file or no row is an accepted observation.
     """
     settings = PrepareSettings()
     configure_logging(settings.log_level, settings.log_format, component="prepare")
-    manifest = prepare(
-        input_dir,
-        out,
-        year or settings.replay_year,
-        workers or settings.prepare_workers,
-        settings.prepare_memory_limit,
-    )
+    try:
+        manifest = prepare(
+            input_dir,
+            out,
+            year or settings.replay_year,
+            workers or settings.prepare_workers,
+            settings.prepare_memory_limit,
+            settings.prepare_batch_mb,
+        )
+    except PrepareError as exc:
+        log.error("prepare failed: %s", exc, extra={"error": str(exc)})
+        raise typer.Exit(1) from None
     _print_report(manifest, Console(stderr=True))

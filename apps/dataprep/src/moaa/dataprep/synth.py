@@ -7,8 +7,11 @@ taken from the station list, with temperatures from a simple climate model:
 * a seasonal cycle growing with latitude, opposite in the two hemispheres;
 * a diurnal cycle peaking mid-afternoon local solar time;
 * day-to-day weather as an AR(1) anomaly, plus hourly noise;
-* METARs (FM-15) at :51 for stations with an ICAO code, SYNOPs (FM-12) every 3 or 6 hours,
-  occasional SPECIs (FM-16), daily summaries (SOD) for US stations, random gaps and outages;
+* the archive's report mix per station kind (:data:`REPORT_MIX`): US airports (ASOS) send
+  an FM-15 METAR at :51, FM-16 specials and daily/monthly summaries (SOD, SOM); other
+  airports METARs half-hourly or hourly plus SYNOPs (FM-12); stations without an ICAO code
+  SYNOPs only, every 3 or 6 hours (so 00/06/12/18 UTC are the busiest hours); random gaps
+  and outages;
 * malformed rows at a known rate, of known kinds, counted in ``synth-manifest.json``.
 
 Everything it writes says it is synthetic: the ``NAME`` of every row ends in
@@ -24,6 +27,7 @@ import logging
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +40,15 @@ from moaa.common.progress import ProgressReporter
 from moaa.common.settings import MoaaSettings
 from moaa.dataprep.stations import Station, read_stations, stations_for_year
 
-__all__ = ["MALFORMED_KINDS", "command", "synthesize", "synthesize_station"]
+__all__ = [
+    "MALFORMED_KINDS",
+    "REPORT_MIX",
+    "ReportSchedule",
+    "command",
+    "station_kind",
+    "synthesize",
+    "synthesize_station",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +65,38 @@ MALFORMED_KINDS = {
     "truncated_row": "field_count",
     "latitude_out_of_range": "bad_latitude",
 }
+
+
+@dataclass(frozen=True)
+class ReportSchedule:
+    """The reports one kind of station sends each hour."""
+
+    metar_minutes: tuple[int, ...]  # FM-15 METARs, at these minutes of every hour
+    synop_every: int  # FM-12 SYNOPs every N hours at :00 (0 = none)
+    special_share: float  # share of hours with an FM-16 SPECI
+    summaries: bool  # SOD at 23:59 every day and SOM at the month's end (US ASOS)
+
+
+#: The report mix of the real archive per station kind (see the README's *Synthetic data*).
+REPORT_MIX = {
+    "asos": ReportSchedule((51,), 0, 0.30, True),
+    "metar_half_hourly": ReportSchedule((20, 50), 3, 0.02, False),
+    "metar_hourly": ReportSchedule((50,), 6, 0.05, False),
+    "synop_3h": ReportSchedule((), 3, 0.0, False),
+    "synop_6h": ReportSchedule((), 6, 0.0, False),
+}
+SUMMARY_REPORTS = frozenset({"SOD", "SOM"})
+_HOUR = timedelta(hours=1)
+
+
+def station_kind(station: Station, rng: random.Random) -> str:
+    """A station's kind: US airports (ICAO) are ASOS; other airports METAR half-hourly (65 %)
+    or hourly; stations without ICAO code send SYNOPs only, 3-hourly (65 %) or 6-hourly."""
+    if station.icao and station.country == "US":
+        return "asos"
+    if station.icao:
+        return "metar_half_hourly" if rng.random() < 0.65 else "metar_hourly"
+    return "synop_3h" if rng.random() < 0.65 else "synop_6h"
 
 
 def _climate(station: Station, hours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -104,23 +148,29 @@ def _malform(values: list[str], kind: str) -> str:
 
 
 def synthesize_station(
-    station: Station, start: datetime, hours: int, seed: int, malformed_rate: float
+    station: Station,
+    start: datetime,
+    hours: int,
+    seed: int,
+    malformed_rate: float,
+    year_hours: int | None = None,
 ) -> tuple[str, Counter[str]]:
     """The CSV text of one synthetic station file and the count of rows per expected outcome.
 
-    The counter's keys are ``accepted`` and the parser's rejection reasons.
+    The counter's keys are ``accepted`` and the parser's rejection reasons. Outages are
+    drawn over the whole year (``year_hours``), so a slice of the first ``hours`` has the
+    year's share of them.
     """
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)  # noqa: S311 - synthetic data, not security
     base = start.timestamp()
-    hour_ts = base + 3600.0 * np.arange(hours)
+    hour_ts = base + 3600.0 * np.arange(hours + 1)
     temps = _climate(station, hour_ts, rng)
-    has_metar = bool(station.icao)
-    us = station.country == "US"
-    synop_every = 3 if pyrng.random() < 0.5 else 6
+    kind = station_kind(station, pyrng)
+    schedule = REPORT_MIX[kind]
     outages = set()
     for _ in range(pyrng.randint(0, 2)):
-        begin = pyrng.randrange(hours)
+        begin = pyrng.randrange(year_hours or hours)
         outages.update(range(begin, min(hours, begin + pyrng.randint(6, 72))))
     name = f"{station.name}, {station.country} (SYNTHETIC)".replace('"', "")
     fixed = [
@@ -144,37 +194,37 @@ def synthesize_station(
             f"{round(slp * 10):05d},1" if report_type in {"FM-12", "SY-MT"} else "99999,9",
             REMARK,
         ]  # fmt: skip
-        if report_type != "SOD" and pyrng.random() < malformed_rate:
-            kind = pyrng.choice(list(MALFORMED_KINDS))
-            out.write(_malform(values, kind) + "\n")
-            outcome[MALFORMED_KINDS[kind]] += 1
+        summary = report_type in SUMMARY_REPORTS
+        if not summary and pyrng.random() < malformed_rate:
+            malformed = pyrng.choice(list(MALFORMED_KINDS))
+            out.write(_malform(values, malformed) + "\n")
+            outcome[MALFORMED_KINDS[malformed]] += 1
             return
         out.write(",".join(f'"{v}"' for v in values) + "\n")
-        outcome["summary_report" if report_type == "SOD" else "accepted"] += 1
+        outcome["summary_report" if summary else "accepted"] += 1
 
     for i in range(hours):
-        if i in outages or pyrng.random() < 0.02:
+        if i in outages or pyrng.random() < 0.01:
             continue
         hour = start + timedelta(hours=i)
-        temp = float(temps[i])
-        if hour.hour % synop_every == 0:
-            emit(hour, "FM-12", temp + rng.normal(0, 0.2))
-        if has_metar:
-            nxt = float(temps[min(i + 1, hours - 1)])
-            emit(hour + timedelta(minutes=51), "FM-15", 0.15 * temp + 0.85 * nxt)
-            if pyrng.random() < 0.03:
-                emit(
-                    hour + timedelta(minutes=pyrng.randint(1, 49)),
-                    "FM-16",
-                    temp + rng.normal(0, 0.5),
-                )
-        if us and hour.hour == 23:
+        now, nxt = float(temps[i]), float(temps[i + 1])
+        if schedule.synop_every and hour.hour % schedule.synop_every == 0:
+            emit(hour, "FM-12", now + rng.normal(0, 0.2))
+        for minute in schedule.metar_minutes:
+            emit(hour + timedelta(minutes=minute), "FM-15", now + (nxt - now) * minute / 60)
+        if pyrng.random() < schedule.special_share:
+            emit(hour + timedelta(minutes=pyrng.randint(1, 49)), "FM-16", now + rng.normal(0, 0.5))
+        if schedule.summaries and hour.hour == 23:
             emit(hour + timedelta(minutes=59), "SOD", None)
+            if (hour + _HOUR).day == 1:
+                emit(hour + timedelta(minutes=59), "SOM", None)
     return out.getvalue(), outcome
 
 
-def pick_stations(count: int, year: int, seed: int, source: Path | None = None) -> list[Station]:
-    """``count`` real stations active through ``year`` (deterministic for a seed)."""
+def pick_stations(
+    count: int | None, year: int, seed: int, source: Path | None = None
+) -> list[Station]:
+    """``count`` real stations active through ``year`` (deterministic for a seed; None: all)."""
     stations = [
         s for s in read_stations(source) if s.latitude is not None and s.longitude is not None
     ]
@@ -183,13 +233,15 @@ def pick_stations(count: int, year: int, seed: int, source: Path | None = None) 
         latest = max(s.end for s in stations if s.end)
         candidates = [s for s in stations if s.end and (latest - s.end).days < 365]
     candidates.sort(key=lambda s: s.station_id)
+    if count is None:
+        return candidates
     if count > len(candidates):
         raise typer.BadParameter(f"only {len(candidates)} stations are active through {year}")
     return random.Random(seed).sample(candidates, count)  # noqa: S311 - deterministic sampling
 
 
 def synthesize(
-    count: int,
+    count: int | None,
     year: int,
     out: Path,
     seed: int = 42,
@@ -197,19 +249,20 @@ def synthesize(
     days: int | None = None,
     station_list: Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``count`` synthetic station files for ``year`` into ``out``; return the manifest."""
+    """Write ``count`` synthetic station files (None: every station active through ``year``)
+    for ``year`` into ``out``; return the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     start = datetime(year, 1, 1, tzinfo=UTC)
-    hours = int((datetime(year + 1, 1, 1, tzinfo=UTC) - start).total_seconds() // 3600)
-    if days is not None:
-        hours = min(hours, days * 24)
+    year_hours = int((datetime(year + 1, 1, 1, tzinfo=UTC) - start).total_seconds() // 3600)
+    hours = year_hours if days is None else min(year_hours, days * 24)
     stations = pick_stations(count, year, seed, station_list)
+    count = len(stations)
     totals: Counter[str] = Counter()
     files = {}
     with ProgressReporter("synthesizing stations", count, "files", log) as progress:
         for i, station in enumerate(stations):
             text, outcome = synthesize_station(
-                station, start, hours, seed * 100_003 + i, malformed_rate
+                station, start, hours, seed * 100_003 + i, malformed_rate, year_hours
             )
             (out / f"{station.station_id}.csv").write_text(text)
             totals.update(outcome)
@@ -249,8 +302,14 @@ class SynthSettings(MoaaSettings):
 
 def command(
     stations: Annotated[
-        int, typer.Option("--stations", "-n", help="How many real stations to synthesize.")
-    ] = 50,
+        str,
+        typer.Option(
+            "--stations",
+            "-n",
+            help="How many real stations to synthesize, or `all` (every station active "
+            "through the year: 13,836 for 2020, ≈ 1.2 × 10⁸ rows a year).",
+        ),
+    ] = "50",
     year: Annotated[
         int | None, typer.Option(help="Year [env MOAA_REPLAY_YEAR, default 2020].")
     ] = None,
@@ -271,12 +330,18 @@ def command(
     """Write a SYNTHETIC ISD-layout year for N real stations (labelled as synthetic).
 
     For scale, load and fault tests: plausible diurnal and seasonal cycles by latitude,
-    day-to-day weather, gaps, several report types per hour, and malformed rows at a
-    known rate (counted by expected rejection reason in synth-manifest.json).
+    day-to-day weather, gaps, the archive's report mix per station kind (US ASOS: hourly
+    METAR, specials, daily and monthly summaries; other airports: METAR half-hourly or
+    hourly plus SYNOPs; the rest: SYNOPs every 3 or 6 hours, so 00/06/12/18 UTC peak), and
+    malformed rows at a known rate (counted by expected rejection reason in
+    synth-manifest.json).
     """
     settings = SynthSettings()
     configure_logging(settings.log_level, settings.log_format, component="synth")
+    if stations != "all" and not stations.isdigit():
+        raise typer.BadParameter(f"--stations takes a number or `all`, not {stations!r}")
+    count = None if stations == "all" else int(stations)
     manifest = synthesize(
-        stations, year or settings.replay_year, out, seed, malformed_rate, days, station_list
+        count, year or settings.replay_year, out, seed, malformed_rate, days, station_list
     )
     typer.echo(json.dumps({k: manifest[k] for k in ("stations", "rows", "expected")}))

@@ -5,12 +5,12 @@ Layout (``moaa-hours/1``)::
     <dataset>/
       manifest.json                 layout, year, per-source-file counts, hour range
       report.json                   per-file rows accepted / rejected by reason
-      staging/<file>.parquet        one per source CSV (kept for incremental re-runs)
-      hours/day=YYYY-MM-DD/*.parquet  every row of that UTC day
+      staging/batch-<id>/day=…/     one folder per batch of source CSVs (for incremental re-runs)
+      hours/day=YYYY-MM-DD/*.parquet  every row of that UTC day (hard links to the batches' files)
 
 Columns (:data:`SCHEMA`): ``hour`` (UTC), ``kind`` (``obs`` or ``reject``), ``station_id``,
 ``obs_id``, ``temperature_c`` (for ground truth and reports), ``reason`` (rejects),
-``source_file``, ``seq`` (row order in that file), and ``record``: the exact JSON the
+``source_file``, ``seq`` (the row's line number in that file), and ``record``: the exact JSON the
 feeder sends — an
 :class:`~moaa.common.observation.Observation` for ``obs`` rows, a
 :class:`~moaa.common.observation.Rejection` for ``reject`` rows. Rejected rows are placed at
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -71,7 +71,11 @@ class HourRows:
 
 
 class HourlyDataset:
-    """Read one prepared dataset hour by hour, one day partition in memory at a time."""
+    """Read one prepared dataset hour by hour, one day partition in memory at a time.
+
+    Reading a day also starts reading the next one in a background thread (Parquet
+    decoding releases the GIL), so a replay at full speed never waits for a day to load.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -85,6 +89,8 @@ class HourlyDataset:
             )
         self._day: str | None = None
         self._hours: dict[datetime, HourRows] = {}
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-prefetch")
+        self._next: tuple[str, Future[dict[datetime, HourRows]]] | None = None
 
     @property
     def year(self) -> int:
@@ -95,30 +101,44 @@ class HourlyDataset:
         """Changes whenever the dataset is rebuilt; checkpoints are tied to it."""
         return str(self.manifest["dataset_id"])
 
-    def _load_day(self, day: str) -> None:
+    def _read_day(self, day: str) -> dict[datetime, HourRows]:
         folder = self.root / "hours" / f"day={day}"
-        self._hours = {}
-        self._day = day
         files = sorted(folder.glob("*.parquet"))
         if not files:
-            return
+            return {}
         columns = ["hour", "kind", "seq", "source_file", "record"]
-        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        # ParquetFile, not pq.read_table: the dataset API imports pandas (seconds at start).
+        table = pa.concat_tables(pq.ParquetFile(f).read(columns=columns) for f in files)
         order = [("hour", "ascending"), ("source_file", "ascending"), ("seq", "ascending")]
-        table = table.sort_by(order)
-        hours = table.column("hour").cast(pa.int64()).to_numpy()
-        is_obs = pc.equal(table.column("kind"), "obs").to_numpy(zero_copy_only=False)
+        table = table.sort_by(order).combine_chunks()
+        # No to_numpy(): pyarrow imports pandas for it (seconds at the replay's start).
+        hours = table.column("hour").cast(pa.int64())
+        n = len(hours)
+        changes = pc.not_equal(hours.slice(1), hours.slice(0, max(n - 1, 0)))
+        starts = [0, *(i + 1 for i in pc.indices_nonzero(changes).to_pylist()), n]
+        is_obs = [kind == "obs" for kind in table.column("kind").to_pylist()]
         records = table.column("record").to_pylist()
-        starts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), len(hours)]
+        micros = hours.to_pylist()
+        out: dict[datetime, HourRows] = {}
         for lo, hi in itertools.pairwise(starts):
-            hour = datetime.fromtimestamp(hours[lo] / 1e6, tz=UTC)
+            hour = datetime.fromtimestamp(micros[lo] / 1e6, tz=UTC)
             kinds = is_obs[lo:hi]
             chunk = records[lo:hi]
-            self._hours[hour] = HourRows(
+            out[hour] = HourRows(
                 hour,
                 [r for r, obs in zip(chunk, kinds, strict=True) if obs],
                 [r for r, obs in zip(chunk, kinds, strict=True) if not obs],
             )
+        return out
+
+    def _load_day(self, day: str) -> None:
+        if self._next is not None and self._next[0] == day:
+            self._hours = self._next[1].result()
+        else:
+            self._hours = self._read_day(day)
+        self._day = day
+        following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        self._next = (following, self._reader.submit(self._read_day, following))
 
     def hour(self, hour: datetime) -> HourRows:
         """The rows of one UTC hour (empty lists for an hour without data)."""

@@ -179,6 +179,8 @@ class Feeder:
         self._saved_at = time.monotonic()
         self._backoff = 0.2
         self._stopping = False
+        #: (records, seconds from send to ack, hour) of the largest batch acknowledged.
+        self.busiest: tuple[int, float, str] = (0, 0.0, "")
 
     # -- connection -------------------------------------------------------------------------
 
@@ -308,7 +310,10 @@ class Feeder:
     def _acknowledged(self) -> _InFlight:
         head = self._in_flight.popleft()
         self._backoff = 0.2
-        ACK_LATENCY.observe(time.monotonic() - head.sent_at)
+        latency = time.monotonic() - head.sent_at
+        ACK_LATENCY.observe(latency)
+        if head.records + head.rejects > self.busiest[0]:
+            self.busiest = (head.records + head.rejects, latency, head.batch_id)
         self._acked_through = head.hour
         if time.monotonic() - self._saved_at >= _CHECKPOINT_MAX_AGE_S:
             self._save_checkpoint()  # acks keep streaming in: do not let the file lag behind
@@ -337,6 +342,7 @@ class Feeder:
             log.info(
                 "resuming at %s from checkpoint %s", _iso(self._next_hour), self.checkpoint.path
             )
+        self.dataset.hour(self._next_hour)  # read the first day (and start on the next)
         self._next_send_at = time.monotonic()
         acked = records = 0
         first_send: float | None = None
@@ -371,6 +377,9 @@ class Feeder:
                 "records_sent": records,
                 "duration_s": round(duration, 3),
                 "next_hour": _iso(self._next_hour),
+                "busiest_hour": self.busiest[2],
+                "busiest_hour_records": self.busiest[0],
+                "busiest_hour_ack_s": round(self.busiest[1], 3),
             },
         )
         return acked

@@ -7,10 +7,13 @@ end of the session. Fixtures are lazy: a test run that asks for none starts noth
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,15 @@ from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.toolchain import Toolchain
 
-__all__ = ["free_ports", "kafka_bootstrap", "local_stack", "mongo_uri", "spark_jars", "toolchain"]
+__all__ = [
+    "FakeNoaa",
+    "free_ports",
+    "kafka_bootstrap",
+    "local_stack",
+    "mongo_uri",
+    "spark_jars",
+    "toolchain",
+]
 
 
 def free_ports(count: int) -> list[int]:
@@ -34,6 +45,87 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+class FakeNoaa:
+    """A local HTTP server playing NOAA, with scripted faults (``with fake.serving():``).
+
+    Serves ``files`` (path → body) on a free loopback port, honours ``Range`` requests,
+    answers 404 for anything else; ``cut_once`` paths send half their body then drop the
+    connection, ``fail_once`` paths answer 503, each once. ``requests`` and ``ranges``
+    record what was asked.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_once: set[str] = set()  # send half the body, then drop the connection
+        self.fail_once: set[str] = set()  # answer 503 the first time
+        self.requests: Counter[str] = Counter()
+        self.ranges: list[tuple[str, str]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                path = self.path
+                owner.requests[path] += 1
+                if path in owner.fail_once:
+                    owner.fail_once.discard(path)
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = owner.files.get(path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start = 0
+                if rng := self.headers.get("Range"):
+                    owner.ranges.append((path, rng))
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                part = body[start:]
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                if path in owner.cut_once:
+                    owner.cut_once.discard(path)
+                    self.wfile.write(part[: len(part) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(part)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[FakeNoaa]:
+        """Serve in a background thread for the duration of the block."""
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ class Publisher:
         dlq_topic: str,
         delivery_timeout_s: float = 60.0,
         queue_max_messages: int = 100_000,
-        linger_ms: int = 1,
+        linger_ms: int = 10,
     ) -> None:
         self.observations_topic = observations_topic
         self.dlq_topic = dlq_topic

@@ -76,7 +76,11 @@ class ProducerSettings(KafkaSettings):
     producer_queue_max_messages: int = Field(
         100_000, description="Local queue size before backpressure."
     )
-    producer_linger_ms: int = Field(1, description="librdkafka linger.ms (batching delay).")
+    producer_linger_ms: int = Field(
+        10,
+        description="librdkafka linger.ms (batching delay): an hour's batch of thousands of "
+        "records leaves in fewer, larger requests, for at most this much more delivery time.",
+    )
     producer_metrics_port: int = Field(
         9301, description="Port of /metrics, /healthz, /readyz (0 = off)."
     )
