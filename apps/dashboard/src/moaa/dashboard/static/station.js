@@ -57,7 +57,7 @@
     document.getElementById("skill-box").hidden = !skill;
     if (!skill) return;
     const o = skill.overall || {};
-    moaa.setText("skill-info", `Model v${skill.model_version ?? "–"}, updated ${moaa.hour(skill.updated_hour)}; over all leads: skill ${moaa.num(o.skill, 2)} (n = ${o.n ?? "–"}, model MAE ${moaa.num((o.mae || {}).model, 2)} °C). Skill = 1 − MAE(model) / MAE(best baseline).`);
+    moaa.setText("skill-info", `Model v${skill.model_version ?? "–"}, updated ${moaa.hour(skill.updated_hour)}; over all leads: skill ${moaa.num(o.skill, 2)} (n = ${o.n ?? "–"}, model MAE ${moaa.num((o.mae || {}).model, 2)} °C).`);
     const leads = [...skill.leads].sort((a, b) => a.lead - b.lead);
     const rows = leads.map((l) => {
       const tr = document.createElement("tr");
@@ -88,7 +88,10 @@
     if (!page) return;
     document.title = `MOAA — ${page.name || stationId}`;
     moaa.setText("station-name", page.name || stationId);
-    moaa.setText("station-where", `${moaa.num(page.latitude, 3)}°, ${moaa.num(page.longitude, 3)}° · ${moaa.num(page.elevation_m, 0)} m`);
+    const where = [`${moaa.num(page.latitude, 3)}°, ${moaa.num(page.longitude, 3)}°`, `${moaa.num(page.elevation_m, 0)} m`];
+    if (page.call_sign) where.push(`call sign ${page.call_sign}`);
+    if (page.country) where.push(`country ${page.country}`);
+    moaa.setText("station-where", where.join(" · "));
     const l = page.latest || {};
     moaa.setText("latest-hour", moaa.hour(l.hour));
     moaa.setText("latest-min", moaa.num(l.min_c, 1));
