@@ -340,7 +340,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             "hour": current,
             "latest": latest,
             "hours": rows,
-            "forecast": store.forecast(station_id),
+            "forecast": store.forecast(station_id, latest["hour"] if latest else None),
             "skill": store.skill(station_id),
         }
 

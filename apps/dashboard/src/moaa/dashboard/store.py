@@ -19,6 +19,8 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
+from moaa.dashboard.live import iso_hour
+
 __all__ = ["Find", "Store"]
 
 Doc = dict[str, Any]
@@ -94,7 +96,15 @@ class Store:
         query = {"station_id": station_id}
         return self._first(Find("hourly_stats", query, "station_hour", (("hour", DESCENDING),), 1))
 
-    def forecast(self, station_id: str) -> Doc | None:
+    def forecast(self, station_id: str, latest_hour: datetime | None = None) -> Doc | None:
+        """The station's latest forecast. A forecast is issued at an hour of the station's
+        data, so when ``latest_hour`` (the station's newest hour) has one it is the latest:
+        looked up by ``_id`` first (FerretDB answers that without reading every document)."""
+        if latest_hour is not None:
+            key = f"{station_id}|{iso_hour(latest_hour)}"
+            found = self._first(Find("forecasts", {"_id": key}, "_id_", limit=1))
+            if found is not None:
+                return found
         order = (("issued_at", DESCENDING),)
         return self._first(
             Find("forecasts", {"station_id": station_id}, "station_issued_at", order, 1)

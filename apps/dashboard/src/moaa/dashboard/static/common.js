@@ -27,11 +27,14 @@ const moaa = (() => {
     return `rgb(${STOPS[STOPS.length - 1][1]})`;
   }
   const setText = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
-  // Live updates: server-sent events from /api/events; `onHour` gets {hour, summary}.
+  // Live updates: server-sent events from /api/events; `onHour` gets {hour, summary} on
+  // every change. The stream's first event (sent on connecting) is the hour the page has
+  // just loaded by itself, so it is skipped; after a reconnect, every event counts.
   function live(onHour) {
     const badge = document.getElementById("live");
     const events = new EventSource("/api/events");
-    events.addEventListener("hour", (e) => onHour(JSON.parse(e.data)));
+    let first = true;
+    events.addEventListener("hour", (e) => { if (first) { first = false; return; } onHour(JSON.parse(e.data)); });
     events.onopen = () => { if (badge) badge.innerHTML = '<span class="dot up"></span> live'; };
     events.onerror = () => { if (badge) badge.innerHTML = '<span class="dot down"></span> reconnecting'; };
     return events;

@@ -102,6 +102,7 @@
     drawForecastInfo(page.forecast);
     drawSkill(page.skill);
     document.body.dataset.loaded = l.hour || "none";
+    if (!document.body.dataset.loadedMs) document.body.dataset.loadedMs = String(Math.round(performance.now()));
   }
   let loading = null;
   const reload = () => { loading = (loading || Promise.resolve()).then(load).catch(console.error); };
