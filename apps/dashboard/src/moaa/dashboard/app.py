@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
@@ -150,12 +151,10 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         catalogue=Catalogue(directory=station_directory()),
     )
     live_cache = LiveCache(store, view)
-    loaded = False
+    readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mongo-read")
 
     def refresh_live() -> None:
-        nonlocal loaded
         changed = live_cache.refresh()
-        loaded = True
         if view.current is not None:
             CURRENT_HOUR.set(view.current.timestamp())
         if changed:
@@ -189,6 +188,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             for task in tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            readers.shutdown(wait=False, cancel_futures=True)
             client.close()
 
     app = FastAPI(
@@ -238,7 +238,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             return JSONResponse(
                 {"status": "not ready", "reason": f"mongodb unreachable: {exc}"[:300]}, 503
             )
-        if not loaded:
+        if not live_cache.loaded:
             return JSONResponse({"status": "not ready", "reason": "reading the latest hours"}, 503)
         return JSONResponse({"status": "ready", "reason": "ok"})
 
@@ -334,14 +334,17 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             meta = meta or {k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")}
             current = current or latest["hour"]
             rows = store.station_hours(station_id, current, hours)
+        # The two reads of the page, side by side (each a scan on FerretDB v1).
+        forecast = readers.submit(store.forecast, station_id, latest["hour"] if latest else None)
+        skill = readers.submit(store.skill, station_id)
         return {
             **(meta or {}),
             "station_id": station_id,
             "hour": current,
             "latest": latest,
             "hours": rows,
-            "forecast": store.forecast(station_id, latest["hour"] if latest else None),
-            "skill": store.skill(station_id),
+            "forecast": forecast.result(),
+            "skill": skill.result(),
         }
 
     @app.get("/api/skill", response_model=Skill | None, tags=["forecasts"])

@@ -347,12 +347,15 @@ class LiveCache:
     view: LiveView
     #: Held while the view changes; readers of the view (request threads) hold it too.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Whether a refresh has completed (the site is ready then).
+    loaded: bool = False
 
     def refresh(self) -> bool:
         """Read what changed since the last call (one range query over the stale hours);
         True if the view changed."""
         current = self.reader.current_hour()
         if current is None:
+            self.loaded = True
             return False
         summaries = self.reader.summaries(current, self.view.keep_hours)
         stale = self.view.stale_hours(current, summaries)
@@ -368,4 +371,6 @@ class LiveCache:
                 sum(map(len, figures.values())),
             )
         with self.lock:
-            return self.view.update(current, summaries, figures)
+            changed = self.view.update(current, summaries, figures)
+        self.loaded = True
+        return changed
