@@ -71,14 +71,30 @@ def _browser(url: str, station_ids: list[str], runs: int) -> dict[str, list[floa
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
             page.goto(url + "/")
-            page.wait_for_function("document.body.dataset.interactive !== undefined", timeout=60_000)
-            out["map_interactive_ms"].append(float(page.evaluate("document.body.dataset.interactive")))
+            page.wait_for_function(
+                "document.body.dataset.interactive !== undefined", timeout=60_000
+            )
+            out["map_interactive_ms"].append(
+                float(page.evaluate("document.body.dataset.interactive"))
+            )
             page.goto(f"{url}/station/{station_ids[k % len(station_ids)]}")
             page.wait_for_function("document.body.dataset.loaded !== undefined", timeout=60_000)
             out["station_ms"].append(float(page.evaluate("document.body.dataset.loadedMs")))
             context.close()
         browser.close()
     return out
+
+
+def _memory(pid: int) -> dict[str, float]:
+    """The dashboard's resident memory now and at its peak (MB), from /proc."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    mb = {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+    return {
+        "dashboard_rss_mb": round(mb["VmRSS"], 1),
+        "dashboard_peak_rss_mb": round(mb["VmHWM"], 1),
+    }
 
 
 def main() -> int:
@@ -122,7 +138,9 @@ def main() -> int:
         with httpx.Client(base_url=url, timeout=60) as http:
             while True:
                 if dashboard.poll() is not None:
-                    sys.exit(f"moaa dashboard exited:\n{(work / 'dashboard.log').read_text()[-3000:]}")
+                    sys.exit(
+                        f"moaa dashboard exited:\n{(work / 'dashboard.log').read_text()[-3000:]}"
+                    )
                 try:
                     if http.get("/readyz").status_code == 200:
                         break
@@ -150,6 +168,7 @@ def main() -> int:
         for key, values in times.items():
             result[key] = round(statistics.median(values), 1)
             result[key.replace("_ms", "_max_ms")] = round(max(values), 1)
+        result |= _memory(dashboard.pid)
     finally:
         if dashboard is not None:
             dashboard.terminate()

@@ -61,6 +61,6 @@ def test_the_api_documents_the_jobs_definition(definition: str) -> None:
 
 
 def test_the_forecast_metric_help_matches(definition: str) -> None:
-    from moaa.streaming.forecast import SKILL  # noqa: PLC0415 - the job module, imported for its help
+    from moaa.streaming.forecast import SKILL
 
     assert _normal(definition) in _normal(SKILL._documentation)

@@ -48,7 +48,10 @@ def _covers(find: Find, keys: list[str]) -> bool:
     """MongoDB answers ``find`` from an index on ``keys`` without a blocking sort: its
     equality fields lead (any order), then its sort/range fields, in order."""
     equal, ordered = _shape(find)
-    return set(keys[: len(equal)]) == set(equal) and keys[len(equal) : len(equal) + len(ordered)] == ordered
+    return (
+        set(keys[: len(equal)]) == set(equal)
+        and keys[len(equal) : len(equal) + len(ordered)] == ordered
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,9 @@ def site(mongo_uri: str) -> Iterator[tuple[TestClient, Any, Any, ScaleFixture]]:
         client.close()
 
 
-def test_every_query_of_the_site_uses_an_index(site: tuple[TestClient, Any, Any, ScaleFixture]) -> None:
+def test_every_query_of_the_site_uses_an_index(
+    site: tuple[TestClient, Any, Any, ScaleFixture],
+) -> None:
     http, state, db, fixture = site
     state.store.trace = []
     state.live.refresh()  # the new-hour task

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +50,9 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(mongo_uri: str, repo_root: Path) -> Iterator[Site]:
+def site(
+    mongo_uri: str, repo_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, tz_aware=True)
     client.drop_database(DATABASE)
     db = client[DATABASE]
@@ -69,14 +70,14 @@ def site(mongo_uri: str, repo_root: Path) -> Iterator[Site]:
         "MOAA_DASHBOARD_SCRAPE_TARGETS": "",
         "MOAA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",  # nothing there: the pipeline page only
     }
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([MOAA, "dashboard"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = tmp_path_factory.mktemp("dashboard-scale") / "dashboard.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([MOAA, "dashboard"], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         if proc.poll() is not None:
-            log.seek(0)
-            raise AssertionError(f"moaa dashboard exited:\n{log.read().decode()[-3000:]}")
+            raise AssertionError(f"moaa dashboard exited:\n{log.read_text()[-3000:]}")
         try:
             return httpx.get(url + "/readyz", timeout=5).status_code == 200
         except httpx.HTTPError:
@@ -90,7 +91,6 @@ def site(mongo_uri: str, repo_root: Path) -> Iterator[Site]:
     finally:
         proc.terminate()
         proc.wait(20)
-        log.close()
         client.drop_database(DATABASE)
         client.close()
 
@@ -120,7 +120,9 @@ def _isolated(site: Site, now: dict[str, Any]) -> str:
     for sid in now["station_id"]:
         lat, lon = where[sid]
         if abs(lat) < 60 and all(
-            abs(lat - a) > 1.5 or abs(lon - b) > 1.5 for other, (a, b) in where.items() if other != sid
+            abs(lat - a) > 1.5 or abs(lon - b) > 1.5
+            for other, (a, b) in where.items()
+            if other != sid
         ):
             return sid
     raise AssertionError("no isolated station in the fixture")
@@ -200,7 +202,8 @@ def test_table_pages_sorts_and_filters(site: Site, browser: Any) -> None:
     page.fill("#table-filter", name)
     page.wait_for_function(
         "document.querySelectorAll('#stations-table tbody tr').length >= 1 && "
-        "document.getElementById('table-info').textContent !== " + json.dumps(f"{expected:,} stations")
+        "document.getElementById('table-info').textContent !== "
+        + json.dumps(f"{expected:,} stations")
     )
     texts = page.locator("#stations-table tbody tr td:nth-child(2)").all_text_contents()
     assert texts and all(name.lower() in t.lower() for t in texts)

@@ -34,7 +34,14 @@ def stat(sid: str, hour: datetime, mean: float, name: str | None = None) -> dict
 
 
 def summary(hour: datetime, count: int) -> dict[str, Any]:
-    return {"hour": hour, "count": count, "stations": count // 2, "mean_c": 1.0, "min_c": 0.0, "max_c": 2.0}
+    return {
+        "hour": hour,
+        "count": count,
+        "stations": count // 2,
+        "mean_c": 1.0,
+        "min_c": 0.0,
+        "max_c": 2.0,
+    }
 
 
 @dataclass
@@ -49,7 +56,10 @@ class FakeReader:
         return max((s["hour"] for s in self.sums), default=None)
 
     def summaries(self, end: datetime, hours: int) -> list[dict[str, Any]]:
-        return sorted((s for s in self.sums if end - timedelta(hours=hours) < s["hour"] <= end), key=lambda s: s["hour"])
+        return sorted(
+            (s for s in self.sums if end - timedelta(hours=hours) < s["hour"] <= end),
+            key=lambda s: s["hour"],
+        )
 
     def hours_stats(self, first: datetime, last: datetime) -> list[dict[str, Any]]:
         self.asked.append((first, last))
@@ -58,7 +68,9 @@ class FakeReader:
 
 def make_cache(keep: int = 48, window: int = 6) -> tuple[FakeReader, LiveCache]:
     reader = FakeReader()
-    view = LiveView(keep_hours=keep, map_window_hours=window, catalogue=Catalogue(directory=DIRECTORY))
+    view = LiveView(
+        keep_hours=keep, map_window_hours=window, catalogue=Catalogue(directory=DIRECTORY)
+    )
     return reader, LiveCache(reader, view)
 
 
@@ -87,8 +99,16 @@ def test_reads_each_hour_once_and_again_only_when_its_summary_changes() -> None:
 
 def test_now_is_compact_columns_with_idle_stations() -> None:
     reader, cache = make_cache()
-    reader.stats += [stat("A", H - timedelta(hours=2), 1.0), stat("B", H, 3.14159), stat("C", H - timedelta(hours=9), 9.0)]
-    reader.sums += [summary(H - timedelta(hours=2), 2), summary(H - timedelta(hours=9), 2), summary(H, 2)]
+    reader.stats += [
+        stat("A", H - timedelta(hours=2), 1.0),
+        stat("B", H, 3.14159),
+        stat("C", H - timedelta(hours=9), 9.0),
+    ]
+    reader.sums += [
+        summary(H - timedelta(hours=2), 2),
+        summary(H - timedelta(hours=9), 2),
+        summary(H, 2),
+    ]
     cache.refresh()
     now = cache.view.now()
     assert now is not None
@@ -114,14 +134,31 @@ def test_catalogue_version_moves_only_with_new_stations_or_metadata() -> None:
 
 
 def test_search_ranks_exact_then_prefix_then_name() -> None:
-    cat = Catalogue(directory={"72502014734": ("US", "KEWR"), "03772099999": ("UK", "EGLL"), "72503014732": ("US", "KLGA")})
+    cat = Catalogue(
+        directory={
+            "72502014734": ("US", "KEWR"),
+            "03772099999": ("UK", "EGLL"),
+            "72503014732": ("US", "KLGA"),
+        }
+    )
     cat.add(stat("72502014734", H, 1.0, name="NEWARK LIBERTY INTL"))
     cat.add(stat("03772099999", H, 1.0, name="HEATHROW"))
     cat.add(stat("72503014732", H, 1.0, name="LA GUARDIA AIRPORT (NEWARK NOT)"))
     assert [h["station_id"] for h in cat.search("kewr", 5)] == ["72502014734"]
-    assert [h["station_id"] for h in cat.search("7250", 5)] == ["72503014732", "72502014734"]  # by name
-    assert [h["name"] for h in cat.search("newark", 5)] == ["NEWARK LIBERTY INTL", "LA GUARDIA AIRPORT (NEWARK NOT)"]
-    assert cat.search("heath", 5)[0] == {"station_id": "03772099999", "name": "HEATHROW", "country": "UK", "call_sign": "EGLL"}
+    assert [h["station_id"] for h in cat.search("7250", 5)] == [
+        "72503014732",
+        "72502014734",
+    ]  # by name
+    assert [h["name"] for h in cat.search("newark", 5)] == [
+        "NEWARK LIBERTY INTL",
+        "LA GUARDIA AIRPORT (NEWARK NOT)",
+    ]
+    assert cat.search("heath", 5)[0] == {
+        "station_id": "03772099999",
+        "name": "HEATHROW",
+        "country": "UK",
+        "call_sign": "EGLL",
+    }
     assert len(cat.search("a", 1)) == 1 and cat.search("  ", 5) == [] and cat.search("zzz", 5) == []
 
 
@@ -139,9 +176,7 @@ def test_station_history_comes_from_the_kept_hours() -> None:
 
 
 def test_api_answers_from_the_view_compressed_and_cacheable(monkeypatch: Any) -> None:
-    reader = FakeReader(
-        stats=[stat(s, H, 1.5) for s in "ABC"], sums=[summary(H, 6)]
-    )
+    reader = FakeReader(stats=[stat(s, H, 1.5) for s in "ABC"], sums=[summary(H, 6)])
     monkeypatch.setattr(app_module, "station_directory", lambda: DIRECTORY)
     app = app_module.create_app(DashboardSettings(mongo_uri="mongodb://127.0.0.1:1/"), watch=False)
     cache: LiveCache = app.state.live

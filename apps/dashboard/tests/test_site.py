@@ -17,7 +17,6 @@ from moaa.dashboard.scrape import (
 )
 from moaa.dashboard.settings import DashboardSettings, parse_targets
 
-
 PRODUCER = """# HELP weather_producer_records_total Records
 # TYPE weather_producer_records_total counter
 weather_producer_records_total{result="delivered",topic="weather.observations"} 100.0

@@ -282,20 +282,29 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         request: Request,
         v: Annotated[
             int | None,
-            Query(description="The `stations_version` of `/api/now`: the answer is then "
-            "cacheable for a day (it changes only with the version)."),
+            Query(
+                description="The `stations_version` of `/api/now`: the answer is then "
+                "cacheable for a day (it changes only with the version)."
+            ),
         ] = None,
     ) -> Response:
         """Every station of the kept hours: id, name, position, country and call sign."""
         with live_cache.lock:
             version = view.catalogue.version
-            encoded = view.encoded("stations", view.catalogue.payload)
+            encoded = view.encoded("stations", view.catalogue.payload, version)
         fresh = v is not None and v == version
         return _answer(request, encoded, "public, max-age=86400" if fresh else "no-cache")
 
     @app.get("/api/search", response_model=list[SearchHit], tags=["stations"])
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=64, description="Id, name or call sign (or the start of one).")],
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=64,
+                description="Id, name or call sign (or the start of one).",
+            ),
+        ],
         limit: Annotated[int, Query(ge=1, le=50, description="At most this many stations.")] = 10,
     ) -> list[dict[str, Any]]:
         """Stations by id, call sign or name (case-insensitive): exact id or call sign first,
@@ -331,7 +340,9 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             latest = store.station_latest(station_id)
             if latest is None:
                 raise HTTPException(404, f"no hourly stats for station {station_id}")
-            meta = meta or {k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")}
+            meta = meta or {
+                k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")
+            }
             current = current or latest["hour"]
             rows = store.station_hours(station_id, current, hours)
         # The two reads of the page, side by side (each a scan on FerretDB v1).

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import math
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,11 @@ class Encoded:
     @classmethod
     def of(cls, value: Any) -> Encoded:
         body = msgspec.json.encode(value)
-        return cls(body, gzip.compress(body, 6), '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        return cls(
+            body,
+            gzip.compress(body, 6),
+            '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
+        )
 
 
 @dataclass
@@ -88,11 +93,11 @@ class Catalogue:
             for column in (self.name, self.latitude, self.longitude, self.elevation_m):
                 column.append(None)
             self._search.append(("", "", ""))
-        if meta != (self.name[at], self.latitude[at], self.longitude[at], self.elevation_m[at]):
-            self.name[at], self.latitude[at], self.longitude[at], self.elevation_m[at] = meta
-            _, call = self.directory.get(sid, ("", ""))
-            self._search[at] = (sid, (meta[0] or "").lower(), call.lower())
-            self.version += 1
+        elif meta == (self.name[at], self.latitude[at], self.longitude[at], self.elevation_m[at]):
+            return at
+        self.name[at], self.latitude[at], self.longitude[at], self.elevation_m[at] = meta
+        self._search[at] = (sid, (meta[0] or "").lower(), self.call_sign(at).lower())
+        self.version += 1
         return at
 
     def country(self, at: int) -> str:
@@ -147,6 +152,36 @@ class Catalogue:
 
 
 @dataclass
+class HourRows:
+    """One hour's documents as they are read, kept compact (a document is dropped once
+    read: 14k stations × 48 hours never sit in memory as documents)."""
+
+    at: array[int] = field(default_factory=lambda: array("q"))
+    values: tuple[array[float], ...] = field(
+        default_factory=lambda: tuple(array("d") for _ in FIGURES)
+    )
+    count: array[int] = field(default_factory=lambda: array("q"))
+
+    def add(self, at: int, doc: Doc) -> None:
+        self.at.append(at)
+        for column, name in zip(self.values, FIGURES, strict=True):
+            v = doc.get(name)
+            column.append(math.nan if v is None else float(v))
+        self.count.append(int(doc.get("count") or 0))
+
+    def figures(self, hour: datetime, key: tuple[Any, ...] | None, stations: int) -> HourFigures:
+        at = np.frombuffer(self.at, dtype=np.int64) if self.at else np.zeros(0, dtype=np.int64)
+        values = np.full((len(FIGURES), stations), np.nan)
+        count = np.zeros(stations, dtype=np.int64)
+        for k, column in enumerate(self.values):
+            if column:
+                values[k, at] = np.frombuffer(column, dtype=np.float64)
+        if self.count:
+            count[at] = np.frombuffer(self.count, dtype=np.int64)
+        return HourFigures(hour, key, values, count)
+
+
+@dataclass
 class HourFigures:
     """One hour's figures, indexed by catalogue place (NaN / 0 readings: no document)."""
 
@@ -154,19 +189,6 @@ class HourFigures:
     key: tuple[Any, ...] | None
     values: np.ndarray  # (len(FIGURES), stations) float64
     count: np.ndarray  # (stations,) int64
-
-    @classmethod
-    def build(cls, hour: datetime, key: tuple[Any, ...] | None, docs: Iterable[Doc], catalogue: Catalogue) -> HourFigures:
-        rows = [(catalogue.add(d), d) for d in docs]
-        n = len(catalogue)
-        values = np.full((len(FIGURES), n), np.nan)
-        count = np.zeros(n, dtype=np.int64)
-        for at, d in rows:
-            for k, name in enumerate(FIGURES):
-                v = d.get(name)
-                values[k, at] = np.nan if v is None else v
-            count[at] = d.get("count") or 0
-        return cls(hour, key, values, count)
 
     def reporting(self) -> np.ndarray:
         """Catalogue places of the stations with a document this hour."""
@@ -217,17 +239,23 @@ class LiveView:
             if hour > current - timedelta(hours=self.keep_hours)
             and (hour not in self.hours or self.hours[hour].key != summary_key(summary))
         ]
-        if current not in by_hour and (current not in self.hours or self.hours[current].key is None):
+        if current not in by_hour and (
+            current not in self.hours or self.hours[current].key is None
+        ):
             stale.append(current)
         return sorted(set(stale))
 
-    def update(self, current: datetime, summaries: list[Doc], figures: Mapping[datetime, list[Doc]]) -> bool:
-        """Take the newly read ``figures`` (hour → its ``hourly_stats`` documents) and the
-        kept window's ``summaries``; drop hours that left the window. True if anything changed."""
+    def update(
+        self, current: datetime, summaries: list[Doc], rows: Mapping[datetime, HourRows]
+    ) -> bool:
+        """Take the newly read hours (``rows``: hour → its documents, read with
+        :meth:`Catalogue.add`) and the kept window's ``summaries``; drop hours that left the
+        window. True if anything changed."""
         by_hour = {s["hour"]: s for s in summaries}
         changed = current != self.current or by_hour != self.summaries
-        for hour, docs in figures.items():
-            self.hours[hour] = HourFigures.build(hour, summary_key(by_hour.get(hour)), docs, self.catalogue)
+        for hour, read in rows.items():
+            key = summary_key(by_hour.get(hour))
+            self.hours[hour] = read.figures(hour, key, len(self.catalogue))
             changed = True
         oldest = current - timedelta(hours=self.keep_hours)
         for hour in [h for h in self.hours if h <= oldest]:
@@ -238,11 +266,12 @@ class LiveView:
         return changed
 
     # --- answers ----------------------------------------------------------------------
-    def encoded(self, name: str, build: Callable[[], Any]) -> Encoded:
-        """``build()`` encoded, memoised until the view changes."""
+    def encoded(self, name: str, build: Callable[[], Any], version: int | None = None) -> Encoded:
+        """``build()`` encoded, memoised until ``version`` (default: the view's) changes."""
+        version = self.version if version is None else version
         hit = self._encoded.get(name)
-        if hit is None or hit[0] != self.version:
-            hit = (self.version, Encoded.of(build()))
+        if hit is None or hit[0] != version:
+            hit = (version, Encoded.of(build()))
             self._encoded[name] = hit
         return hit[1]
 
@@ -252,13 +281,27 @@ class LiveView:
         hour is not kept."""
         hour = hour or self.current
         if hour is None:
-            return {"hour": None, "summary": None, "stations_version": self.catalogue.version, "station_id": [], "min_c": [], "mean_c": [], "max_c": [], "count": [], "idle": []}
+            return {
+                "hour": None,
+                "summary": None,
+                "stations_version": self.catalogue.version,
+                "station_id": [],
+                "min_c": [],
+                "mean_c": [],
+                "max_c": [],
+                "count": [],
+                "idle": [],
+            }
         figures = self.hours.get(hour)
         if figures is None:
             return None
         at = figures.reporting()
         ids = self.catalogue.ids
-        window = [f for h, f in self.hours.items() if hour - timedelta(hours=self.map_window_hours) < h < hour]
+        window = [
+            f
+            for h, f in self.hours.items()
+            if hour - timedelta(hours=self.map_window_hours) < h < hour
+        ]
         seen = np.zeros(len(self.catalogue), dtype=bool)
         for f in window:
             seen[: f.count.size] |= f.count > 0
@@ -336,7 +379,7 @@ class Reader(Protocol):
 
     def current_hour(self) -> datetime | None: ...
     def summaries(self, end: datetime, hours: int) -> list[Doc]: ...
-    def hours_stats(self, first: datetime, last: datetime) -> list[Doc]: ...
+    def hours_stats(self, first: datetime, last: datetime) -> Iterable[Doc]: ...
 
 
 @dataclass
@@ -351,26 +394,28 @@ class LiveCache:
     loaded: bool = False
 
     def refresh(self) -> bool:
-        """Read what changed since the last call (one range query over the stale hours);
-        True if the view changed."""
+        """Read what changed since the last call (one range query per run of consecutive
+        stale hours, streamed); True if the view changed."""
         current = self.reader.current_hour()
         if current is None:
             self.loaded = True
             return False
         summaries = self.reader.summaries(current, self.view.keep_hours)
         stale = self.view.stale_hours(current, summaries)
-        figures: dict[datetime, list[Doc]] = {h: [] for h in stale}
+        rows = {h: HourRows() for h in stale}
+        read = 0
         for first, last in _runs(stale):
             for doc in self.reader.hours_stats(first, last):
-                if doc["hour"] in figures and doc.get("station_id") is not None:
-                    figures[doc["hour"]].append(doc)
+                into = rows.get(doc["hour"])
+                if into is None or doc.get("station_id") is None:
+                    continue
+                with self.lock:  # the station list is read by requests meanwhile
+                    at = self.view.catalogue.add(doc)
+                into.add(at, doc)
+                read += 1
         if stale:
-            log.info(
-                "read %d hours of stats (%d documents) for the live view",
-                len(stale),
-                sum(map(len, figures.values())),
-            )
+            log.info("read %d hours of stats (%d documents) for the live view", len(stale), read)
         with self.lock:
-            changed = self.view.update(current, summaries, figures)
+            changed = self.view.update(current, summaries, rows)
         self.loaded = True
         return changed

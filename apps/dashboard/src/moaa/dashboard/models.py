@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SKILL_DEFINITION",
     "Component",
     "ErrorEvent",
     "Forecast",
@@ -16,10 +17,9 @@ __all__ = [
     "Lag",
     "LagPartition",
     "LeadSkill",
-    "SKILL_DEFINITION",
     "Now",
-    "SearchHit",
     "Pipeline",
+    "SearchHit",
     "Skill",
     "SkillOverall",
     "StationPage",
@@ -88,8 +88,12 @@ class Stations(_Model):
     latitude: list[float | None]
     longitude: list[float | None]
     elevation_m: list[float | None]
-    country: list[str] = Field(description="FIPS country code from the ISD station list ('' if unknown).")
-    call_sign: list[str] = Field(description="ICAO call sign from the ISD station list ('' if none).")
+    country: list[str] = Field(
+        description="FIPS country code from the ISD station list ('' if unknown)."
+    )
+    call_sign: list[str] = Field(
+        description="ICAO call sign from the ISD station list ('' if none)."
+    )
 
 
 class SearchHit(_Model):

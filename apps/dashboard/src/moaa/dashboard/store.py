@@ -13,6 +13,7 @@ per request only a station page's forecast and skill, and a station outside the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,14 +59,17 @@ class Store:
     db: Any
     trace: list[Find] | None = field(default=None)
 
-    def _find(self, q: Find) -> list[Doc]:
+    def _cursor(self, q: Find) -> Iterator[Doc]:
         if self.trace is not None:
             self.trace.append(q)
         cursor = self.db[q.collection].find(q.filter, q.projection, sort=list(q.sort) or None)
-        return list(cursor.limit(q.limit) if q.limit else cursor)
+        return cursor.limit(q.limit) if q.limit else cursor  # type: ignore[no-any-return]
+
+    def _find(self, q: Find) -> list[Doc]:
+        return list(self._cursor(q))
 
     def _first(self, q: Find) -> Doc | None:
-        return next(iter(self._find(q)), None)
+        return next(iter(self._cursor(q)), None)
 
     def ping(self) -> None:
         self.db.client.admin.command("ping")
@@ -81,11 +85,12 @@ class Store:
         window = {"$gt": end - timedelta(hours=hours), "$lte": end}
         return self._find(Find("hourly_summary", {"hour": window}, "hour", (("hour", ASCENDING),)))
 
-    def hours_stats(self, first: datetime, last: datetime) -> list[Doc]:
-        """Every station's figures and metadata for the hours ``first`` … ``last``."""
+    def hours_stats(self, first: datetime, last: datetime) -> Iterator[Doc]:
+        """Every station's figures and metadata for the hours ``first`` … ``last``, as the
+        cursor returns them (never all in memory)."""
         query = {"hour": first} if first == last else {"hour": {"$gte": first, "$lte": last}}
         fields = dict.fromkeys((*_STATION_FIELDS, *_FIGURES, "hour"), 1)
-        return self._find(Find("hourly_stats", query, "hour", projection=fields))
+        return self._cursor(Find("hourly_stats", query, "hour", projection=fields))
 
     def station_hours(self, station_id: str, end: datetime, hours: int) -> list[Doc]:
         window = {"$gt": end - timedelta(hours=hours), "$lte": end}

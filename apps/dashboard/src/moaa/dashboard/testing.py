@@ -20,7 +20,6 @@ from moaa.dashboard.live import iso_hour
 __all__ = ["ScaleFixture", "hour_documents"]
 
 Doc = dict[str, Any]
-_BASELINES = ("last_value", "same_hour_yesterday", "climatology")
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,11 @@ def _forecast(station: _Station, issued: datetime, base: float) -> Doc:
         "issued_at": issued,
         "model_version": 1,
         "points": [
-            {"lead": k, "target_hour": issued + timedelta(hours=k), "value": round(base + 0.1 * k, 3)}
+            {
+                "lead": k,
+                "target_hour": issued + timedelta(hours=k),
+                "value": round(base + 0.1 * k, 3),
+            }
             for k in range(1, 25)
         ],
     }
@@ -105,7 +108,12 @@ def _forecast(station: _Station, issued: datetime, base: float) -> Doc:
 def _skill(key: str, issued: datetime) -> Doc:
     leads = []
     for k in range(1, 25):
-        mae = {"model": 0.8 + 0.05 * k, "last_value": 0.9 + 0.1 * k, "same_hour_yesterday": 2.5, "climatology": 3.1}
+        mae = {
+            "model": 0.8 + 0.05 * k,
+            "last_value": 0.9 + 0.1 * k,
+            "same_hour_yesterday": 2.5,
+            "climatology": 3.1,
+        }
         leads.append({"lead": k, "n": 40, "mae": mae, "skill": round(1 - mae["model"] / 2.5, 6)})
     overall = {"model": 1.4, "last_value": 2.0, "same_hour_yesterday": 2.5, "climatology": 3.1}
     return {
@@ -148,7 +156,10 @@ class ScaleFixture:
             db.hourly_summary.insert_one(_summary(hour, docs))
             written += len(docs) + 1
             last = docs
-        forecasts = [_forecast(s, self.last_hour, d["mean_c"]) for s, d in zip(self.chosen, last, strict=True)]
+        forecasts = [
+            _forecast(s, self.last_hour, d["mean_c"])
+            for s, d in zip(self.chosen, last, strict=True)
+        ]
         skills = [_skill(sid, self.last_hour) for sid in [*self.ids, "ALL"]]
         for docs in (forecasts, skills):
             coll = db.forecasts if docs is forecasts else db.forecast_skill
