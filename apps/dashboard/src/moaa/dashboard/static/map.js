@@ -38,8 +38,15 @@
     n.station_id.forEach((id, k) => { const i = cat.index.get(id); if (i !== undefined) at[i] = k; });
     for (const id of n.idle) { const i = cat.index.get(id); if (i !== undefined) at[i] = -2; }
     now = { ...n, at };
-    radius = n.station_id.length + n.idle.length > 500 ? 2 : 4.5;
+    setRadius();
     buildGrid();
+  }
+
+  // Dots of a fixed size on screen (CSS px), whatever the map's width: small when many.
+  function setRadius() {
+    if (!now) return;
+    const px = now.station_id.length + now.idle.length > 500 ? 2.2 : 5;
+    radius = (px * WIDTH) / Math.max(canvas.clientWidth, 1);
   }
 
   const figure = (i, key) => (now.at[i] >= 0 ? now[key][now.at[i]] : null);
@@ -63,6 +70,7 @@
       b.beginPath(); path(land); b.fillStyle = "#eef0ea"; b.fill();
       b.lineWidth = 0.4; b.strokeStyle = "#b9bdb0"; b.stroke();
     }
+    setRadius();
     paint();
   }
 
@@ -86,7 +94,7 @@
     for (let i = 0; i < n; i++) {
       if (now.at[i] < 0 || Number.isNaN(cat.x[i])) continue;
       dot(i, moaa.colour(figure(i, "mean_c")), radius);
-      if (radius > 3) ctx.stroke();
+      if (now.station_id.length <= 500) ctx.stroke();
     }
     if (hovered >= 0) { dot(hovered, moaa.colour(figure(hovered, "mean_c")), radius * 2); ctx.lineWidth = 1; ctx.stroke(); }
     paints += 1;
@@ -248,7 +256,7 @@
       scales: {
         x: { ticks: { maxTicksLimit: 8, maxRotation: 0 } },
         y: { position: "left", title: { display: true, text: "°C" } },
-        stations: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "stations" } },
+        stations: { position: "right", beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false }, title: { display: true, text: "stations" } },
       },
     };
     if (worldChart) { worldChart.data = data; worldChart.update(); } else {
