@@ -10,7 +10,8 @@ process and measures, once its live view is loaded:
   ``/healthz`` in the same run (the reference: a request that does no work), and its bytes;
 * the map page in Chromium: navigation start → stations painted and the table filled
   (``body[data-interactive]``), each run in a fresh browser context (cold cache);
-* a station page: navigation start → its figures, chart and skill shown.
+* a station page: navigation start → its figures and history shown (``station_shown_ms``),
+  and → its forecast and skill shown too (``station_ms``, the page complete; the target).
 
 With ``--chain`` the stations instead go through the real chain: ``moaa synth`` writes
 ``--stations`` synthetic stations, ``moaa prepare`` and ``moaa feeder --tick 0 --hours
@@ -79,7 +80,11 @@ def _pct(values: list[float], q: float) -> float:
 def _browser(url: str, station_ids: list[str], runs: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
-    out: dict[str, list[float]] = {"map_interactive_ms": [], "station_ms": []}
+    out: dict[str, list[float]] = {
+        "map_interactive_ms": [],
+        "station_shown_ms": [],
+        "station_ms": [],
+    }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         for k in range(runs):
@@ -94,6 +99,7 @@ def _browser(url: str, station_ids: list[str], runs: int) -> dict[str, list[floa
             )
             page.goto(f"{url}/station/{station_ids[k % len(station_ids)]}")
             page.wait_for_function("document.body.dataset.loaded !== undefined", timeout=60_000)
+            out["station_shown_ms"].append(float(page.evaluate("document.body.dataset.shownMs")))
             out["station_ms"].append(float(page.evaluate("document.body.dataset.loadedMs")))
             context.close()
         browser.close()
@@ -245,11 +251,12 @@ def _measure(url: str, ids: list[str], pid: int, args: argparse.Namespace) -> di
         }
         stations = http.get("/api/stations").headers
         out["stations_gzip_kb"] = round(int(stations.get("content-length", 0)) / 1000, 1)
-        # the station page's API answer alone (its two reads: forecast and skill)
-        pages = [
-            _timed(http, f"/api/stations/{sid}", 1)[0][0] for sid in ids[:: max(1, len(ids) // 20)]
-        ]
-        out["station_api_p50_ms"] = _pct(pages, 50)
+        # the station page's two API answers alone: figures (memory), forecast and skill
+        some = ids[:: max(1, len(ids) // 20)]
+        figures = [_timed(http, f"/api/stations/{sid}?forecast=false", 1)[0][0] for sid in some]
+        forecasts = [_timed(http, f"/api/stations/{sid}/forecast", 1)[0][0] for sid in some]
+        out["station_figures_api_p50_ms"] = _pct(figures, 50)
+        out["station_forecast_api_p50_ms"] = _pct(forecasts, 50)
     times = _browser(url, ids[:: max(1, len(ids) // 7)], args.browser_runs)
     for key, values in times.items():
         out[key] = round(statistics.median(values), 1)

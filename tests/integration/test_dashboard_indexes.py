@@ -88,6 +88,9 @@ def test_every_query_of_the_site_uses_an_index(
         "/api/summary?hours=100",  # beyond the kept hours: read from MongoDB
         f"/api/stations/{sid}",
         f"/api/stations/{sid}?hours=100",
+        f"/api/stations/{sid}?forecast=false",
+        f"/api/stations/{sid}/forecast",
+        "/api/stations/00000000000/forecast",
         "/api/stations/00000000000",
         "/api/skill",
         "/",
@@ -103,6 +106,8 @@ def test_every_query_of_the_site_uses_an_index(
         "forecasts",
         "forecast_skill",
     }
+    assert http.get(f"/api/stations/{sid}?forecast=false").json()["forecast"] is None
+    assert http.get(f"/api/stations/{sid}/forecast").json()["skill"]["station_id"] == sid
     for find in seen.values():
         indexes = {
             name: [k for k, _ in info["key"]]

@@ -45,6 +45,7 @@ from moaa.dashboard.models import (
     Pipeline,
     SearchHit,
     Skill,
+    StationForecast,
     StationPage,
     Stations,
     Summary,
@@ -323,40 +324,57 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         current = store.current_hour()
         return store.summaries(current, hours) if current else []
 
-    @app.get("/api/stations/{station_id}", response_model=StationPage, tags=["stations"])
-    def station(
-        station_id: str,
-        hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
-    ) -> dict[str, Any]:
-        """One station: its last ``hours`` hours, latest forecast and skill (null when none)."""
+    def station_figures(station_id: str, hours: int) -> dict[str, Any]:
+        """A station's metadata and hours: from the view if kept, else from MongoDB."""
         with live_cache.lock:
             meta = view.station_meta(station_id)
             kept = view.station_hours(station_id, hours) if view.covers(hours) else None
             current = view.current
         if kept:  # the kept hours: no query
-            latest: dict[str, Any] | None = kept[-1]
-            rows = kept
-        else:
-            latest = store.station_latest(station_id)
-            if latest is None:
-                raise HTTPException(404, f"no hourly stats for station {station_id}")
-            meta = meta or {
-                k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")
-            }
-            current = current or latest["hour"]
-            rows = store.station_hours(station_id, current, hours)
-        # The two reads of the page, side by side (each a scan on FerretDB v1).
-        forecast = readers.submit(store.forecast, station_id, latest["hour"] if latest else None)
+            return {**(meta or {}), "hour": current, "latest": kept[-1], "hours": kept}
+        latest = store.station_latest(station_id)
+        if latest is None:
+            raise HTTPException(404, f"no hourly stats for station {station_id}")
+        meta = meta or {k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")}
+        current = current or latest["hour"]
+        rows = store.station_hours(station_id, current, hours)
+        return {**meta, "hour": current, "latest": latest, "hours": rows}
+
+    def station_forecast(station_id: str, latest_hour: datetime | None) -> dict[str, Any]:
+        """The station's latest forecast and its skill: two reads, side by side (each a
+        table scan on FerretDB v1, an index lookup on MongoDB)."""
+        forecast = readers.submit(store.forecast, station_id, latest_hour)
         skill = readers.submit(store.skill, station_id)
-        return {
-            **(meta or {}),
-            "station_id": station_id,
-            "hour": current,
-            "latest": latest,
-            "hours": rows,
-            "forecast": forecast.result(),
-            "skill": skill.result(),
-        }
+        return {"forecast": forecast.result(), "skill": skill.result()}
+
+    @app.get("/api/stations/{station_id}", response_model=StationPage, tags=["stations"])
+    def station(
+        station_id: str,
+        hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
+        forecast: Annotated[
+            bool,
+            Query(
+                description="Include the latest forecast and skill (false: both null; the "
+                "station page reads them from `/api/stations/{station_id}/forecast` meanwhile)."
+            ),
+        ] = True,
+    ) -> dict[str, Any]:
+        """One station: its last ``hours`` hours, latest forecast and skill (null when none)."""
+        page = {"station_id": station_id, **station_figures(station_id, hours)}
+        extra = {"forecast": None, "skill": None}
+        if forecast:
+            extra = station_forecast(station_id, page["latest"]["hour"] if page["latest"] else None)
+        return page | extra
+
+    @app.get(
+        "/api/stations/{station_id}/forecast", response_model=StationForecast, tags=["forecasts"]
+    )
+    def station_forecast_route(station_id: str) -> dict[str, Any]:
+        """One station's latest forecast and skill (null when none)."""
+        with live_cache.lock:
+            kept = view.station_hours(station_id, view.keep_hours)
+        latest_hour = kept[-1]["hour"] if kept else None
+        return {"station_id": station_id, **station_forecast(station_id, latest_hour)}
 
     @app.get("/api/skill", response_model=Skill | None, tags=["forecasts"])
     def skill_all() -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ __all__ = [
     "SearchHit",
     "Skill",
     "SkillOverall",
+    "StationForecast",
     "StationPage",
     "Stations",
     "Summary",
@@ -158,6 +159,18 @@ class StationPage(_Model):
     hour: datetime | None = Field(description="Current simulated hour (end of the window).")
     latest: HourStats | None = Field(description="The station's latest hour.")
     hours: list[HourStats] = Field(description="Hourly figures of the last 48 h, oldest first.")
+    forecast: Forecast | None = Field(
+        description="Latest forecast (null: no forecast yet, or not asked for)."
+    )
+    skill: Skill | None = Field(
+        description="This station's skill (null: none yet, or not asked for)."
+    )
+
+
+class StationForecast(_Model):
+    """A station's latest forecast and skill (what the station page reads beside its figures)."""
+
+    station_id: str
     forecast: Forecast | None = Field(description="Latest forecast (null: no forecast yet).")
     skill: Skill | None = Field(description="This station's skill (null: none yet).")
 

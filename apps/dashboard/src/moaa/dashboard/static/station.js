@@ -82,10 +82,14 @@
   }
 
   async function load() {
-    const page = await moaa.getJSON(`/api/stations/${encodeURIComponent(stationId)}`);
+    const id = encodeURIComponent(stationId);
+    // The figures come from the site's memory; the forecast and the skill are two reads of
+    // MongoDB, asked for at the same time and drawn when they arrive.
+    const later = moaa.getJSON(`/api/stations/${id}/forecast`).catch((e) => { console.error(e); return null; });
+    const page = await moaa.getJSON(`/api/stations/${id}?forecast=false`);
     moaa.setText("station-id", stationId);
     document.getElementById("station-missing").hidden = !!page;
-    if (!page) return;
+    if (!page) { await later; return; }
     document.title = `MOAA — ${page.name || stationId}`;
     moaa.setText("station-name", page.name || stationId);
     const where = [`${moaa.num(page.latitude, 3)}°, ${moaa.num(page.longitude, 3)}°`, `${moaa.num(page.elevation_m, 0)} m`];
@@ -99,8 +103,14 @@
     moaa.setText("latest-max", moaa.num(l.max_c, 1));
     moaa.setText("latest-count", l.count ?? "–");
     drawHistory(page);
-    drawForecastInfo(page.forecast);
-    drawSkill(page.skill);
+    if (!document.body.dataset.shownMs) document.body.dataset.shownMs = String(Math.round(performance.now()));
+    const extra = await later;
+    if (extra) {
+      Object.assign(page, { forecast: extra.forecast, skill: extra.skill });
+      drawHistory(page);
+      drawForecastInfo(page.forecast);
+      drawSkill(page.skill);
+    }
     document.body.dataset.loaded = l.hour || "none";
     if (!document.body.dataset.loadedMs) document.body.dataset.loadedMs = String(Math.round(performance.now()));
   }
