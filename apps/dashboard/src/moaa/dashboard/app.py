@@ -39,7 +39,7 @@ from prometheus_client import (
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from moaa.dashboard.live import Catalogue, Encoded, LiveCache, LiveView
+from moaa.dashboard.live import Catalogue, Encoded, LiveCache, LiveView, iso_hour
 from moaa.dashboard.models import (
     Now,
     Pipeline,
@@ -97,7 +97,7 @@ class _Live:
         summary = view.summaries.get(view.current) if view.current else None
         self.version += 1
         self.payload = {
-            "hour": view.current,
+            "hour": iso_hour(view.current) if view.current else None,
             "summary": Summary.model_validate(summary).model_dump(mode="json") if summary else None,
         }
 

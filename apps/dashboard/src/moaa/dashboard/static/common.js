@@ -28,13 +28,19 @@ const moaa = (() => {
   }
   const setText = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
   // Live updates: server-sent events from /api/events; `onHour` gets {hour, summary} on
-  // every change. The stream's first event (sent on connecting) is the hour the page has
-  // just loaded by itself, so it is skipped; after a reconnect, every event counts.
-  function live(onHour) {
+  // every change. The stream's first event (sent on connecting) usually carries the hour the
+  // page is loading by itself: once `settled()` (that load) is done, it counts only if its
+  // hour differs from `loadedHour()`.
+  function live(onHour, loadedHour, settled) {
     const badge = document.getElementById("live");
     const events = new EventSource("/api/events");
     let first = true;
-    events.addEventListener("hour", (e) => { if (first) { first = false; return; } onHour(JSON.parse(e.data)); });
+    events.addEventListener("hour", (e) => {
+      const data = JSON.parse(e.data);
+      if (!first) { onHour(data); return; }
+      first = false;
+      Promise.resolve(settled()).then(() => { if (data.hour !== loadedHour()) onHour(data); });
+    });
     events.onopen = () => { if (badge) badge.innerHTML = '<span class="dot up"></span> live'; };
     events.onerror = () => { if (badge) badge.innerHTML = '<span class="dot down"></span> reconnecting'; };
     return events;

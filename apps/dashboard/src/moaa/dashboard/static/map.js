@@ -311,5 +311,5 @@
     resize();
   }).catch(console.error);
   reload();
-  moaa.live(() => reload());
+  moaa.live(() => reload(), () => document.body.dataset.hour || null, () => loading);
 })();

@@ -102,6 +102,7 @@
     moaa.setText("latest-mean", moaa.num(l.mean_c, 2));
     moaa.setText("latest-max", moaa.num(l.max_c, 1));
     moaa.setText("latest-count", l.count ?? "–");
+    document.body.dataset.current = page.hour || "";
     drawHistory(page);
     if (!document.body.dataset.shownMs) document.body.dataset.shownMs = String(Math.round(performance.now()));
     const extra = await later;
@@ -117,5 +118,5 @@
   let loading = null;
   const reload = () => { loading = (loading || Promise.resolve()).then(load).catch(console.error); };
   reload();
-  moaa.live(() => reload());
+  moaa.live(() => reload(), () => document.body.dataset.current || null, () => loading);
 })();
