@@ -26,9 +26,8 @@ class Chain:
     env: dict[str, str]
 
 
-@contextmanager
-def running_chain(work: Path, dataset: Path) -> Iterator[Chain]:
-    """Start the stack and the jobs replaying ``dataset``; stop everything on exit."""
+def ephemeral_settings(work: Path) -> tuple[LocalStackSettings, list[int]]:
+    """Local-stack settings on free loopback ports, state under ``work``; and the ports."""
     ports = free_ports(10)
     settings = LocalStackSettings(
         state_dir=work / "stack", kafka_port=ports[0], kafka_controller_port=ports[1],
@@ -36,6 +35,13 @@ def running_chain(work: Path, dataset: Path) -> Iterator[Chain]:
         spark_ui_port=ports[5], insert_metrics_port=ports[6], forecast_ui_port=ports[7],
         dashboard_port=ports[8], kafka_heap="768m",
     )  # fmt: skip
+    return settings, ports
+
+
+@contextmanager
+def running_chain(work: Path, dataset: Path) -> Iterator[Chain]:
+    """Start the stack and the jobs replaying ``dataset``; stop everything on exit."""
+    settings, ports = ephemeral_settings(work)
     stack = LocalStack(settings)
     stack.up()
     procs: list[subprocess.Popen[bytes]] = []

@@ -23,3 +23,7 @@ browser: $(CHROMIUM) ## Install Debian's chromium for the dashboard's browser te
 # The demo serves the website; only the tests need the browser.
 setup: dashboard-assets
 test: browser
+
+.PHONY: bench-website
+bench-website: setup browser ## The website at 13,836 stations: /api/now p50/p95 and bytes, map and station pages in Chromium
+	$(VENV)/bin/python bench/website.py

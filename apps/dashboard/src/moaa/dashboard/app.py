@@ -1,10 +1,12 @@
 """The MOAA website: FastAPI app serving the pages, the JSON API, live updates and /metrics.
 
 Pages are static HTML + JS (``static/``) that read the JSON API; the charting and map
-libraries come from npm at build time (``static/vendor/``, see ``web/build.sh``). Live
-updates are server-sent events (``/api/events``): one background task checks MongoDB for a
-new or changed current hour every ``MOAA_DASHBOARD_REFRESH_S`` and every open page is told,
-so the database sees one query per period however many browsers are open.
+libraries come from npm at build time (``static/vendor/``, see ``web/build.sh``). One
+background task checks MongoDB for a new or changed hour every ``MOAA_DASHBOARD_REFRESH_S``,
+reads only what changed into the in-process live view (``moaa.dashboard.live``) and tells
+every open page over server-sent events (``/api/events``): the map, the station list, the
+search and the world view answer from that view, so the database sees the same load however
+many browsers are open.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +39,17 @@ from prometheus_client import (
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from moaa.dashboard.models import Now, Pipeline, Skill, StationPage, Summary
+from moaa.dashboard.live import Catalogue, Encoded, LiveCache, LiveView, iso_hour
+from moaa.dashboard.models import (
+    Now,
+    Pipeline,
+    SearchHit,
+    Skill,
+    StationForecast,
+    StationPage,
+    Stations,
+    Summary,
+)
 from moaa.dashboard.scrape import PipelineWatch, kafka_lag
 from moaa.dashboard.settings import DashboardSettings
 from moaa.dashboard.store import Store
@@ -71,25 +86,39 @@ SCRAPE_UP = Gauge(
 
 
 class _Live:
-    """The current hour and its summary, refreshed by one task; SSE clients follow ``version``."""
+    """The current hour and its summary, as the live view has them; SSE clients follow
+    ``version``."""
 
     def __init__(self) -> None:
         self.version = 0
         self.payload: dict[str, Any] = {"hour": None, "summary": None}
-        self._key: tuple[Any, ...] | None = None
 
-    def set(self, hour: datetime | None, summary: dict[str, Any] | None) -> bool:
-        fields = ("count", "stations", "mean_c", "updated_at")
-        key = (hour, *((summary or {}).get(k) for k in fields))
-        if key == self._key:
-            return False
-        self._key = key
+    def set(self, view: LiveView) -> None:
+        summary = view.summaries.get(view.current) if view.current else None
         self.version += 1
         self.payload = {
-            "hour": hour,
+            "hour": iso_hour(view.current) if view.current else None,
             "summary": Summary.model_validate(summary).model_dump(mode="json") if summary else None,
         }
-        return True
+
+
+@cache
+def station_directory() -> Mapping[str, tuple[str, str]]:
+    """Station id → (country, call sign), from the ISD station list shipped with moaa."""
+    from moaa.dataprep.stations import read_stations  # noqa: PLC0415 - read once, on first use
+
+    return {s.station_id: (s.country, s.icao) for s in read_stations()}
+
+
+def _answer(request: Request, encoded: Encoded, cache_control: str = "no-cache") -> Response:
+    """An encoded answer: 304 if the browser has it, gzip if it takes it."""
+    headers = {"ETag": encoded.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == encoded.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(encoded.gzipped, media_type="application/json", headers=headers)
+    return Response(encoded.body, media_type="application/json", headers=headers)
 
 
 def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and the caches
@@ -117,22 +146,21 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         on_scrape=lambda name, up: SCRAPE_UP.labels(name).set(1 if up else 0),
     )
     live = _Live()
-    cache: dict[str, tuple[float, Any]] = {}
-
-    def cached(key: str, compute: Any) -> Any:
-        hit = cache.get(key)
-        if hit and time.monotonic() - hit[0] < settings.dashboard_refresh_s:
-            return hit[1]
-        value = compute()
-        cache[key] = (time.monotonic(), value)
-        return value
+    view = LiveView(
+        keep_hours=settings.dashboard_keep_hours,
+        map_window_hours=settings.dashboard_map_window_hours,
+        catalogue=Catalogue(directory=station_directory()),
+    )
+    live_cache = LiveCache(store, view)
+    readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mongo-read")
 
     def refresh_live() -> None:
-        hour = store.current_hour()
-        if hour is not None:
-            CURRENT_HOUR.set(hour.timestamp())
-        if live.set(hour, store.summary(hour) if hour else None):
-            cache.clear()
+        changed = live_cache.refresh()
+        if view.current is not None:
+            CURRENT_HOUR.set(view.current.timestamp())
+        if changed:
+            with live_cache.lock:
+                live.set(view)
 
     async def watch_hours() -> None:
         while True:
@@ -161,6 +189,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             for task in tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            readers.shutdown(wait=False, cancel_futures=True)
             client.close()
 
     app = FastAPI(
@@ -174,6 +203,9 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
     )
     app.state.store = store
     app.state.pipeline = pipeline
+    app.state.live = live_cache
+    # Everything but the pre-compressed answers and the event stream (excluded by type).
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Response:
@@ -207,6 +239,8 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             return JSONResponse(
                 {"status": "not ready", "reason": f"mongodb unreachable: {exc}"[:300]}, 503
             )
+        if not live_cache.loaded:
+            return JSONResponse({"status": "not ready", "reason": "reading the latest hours"}, 503)
         return JSONResponse({"status": "ready", "reason": "ok"})
 
     @app.get("/metrics", include_in_schema=False)
@@ -224,56 +258,123 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         )
 
     # --- JSON API ---------------------------------------------------------------------
-    def _hour_or_current(hour: datetime | None) -> datetime | None:
-        return hour if hour is not None else store.current_hour()
-
     @app.get("/api/now", response_model=Now, tags=["stats"])
     def now(
+        request: Request,
         hour: Annotated[
-            datetime | None, Query(description="A UTC hour (default: the current one).")
+            datetime | None,
+            Query(description="A UTC hour of the kept ones (default: the current one)."),
         ] = None,
-    ) -> dict[str, Any]:
-        """The current hour: all-stations summary and every station (the map and the table)."""
+    ) -> Response:
+        """The current hour: all-stations summary and each station's figures, as columns.
 
-        def compute() -> dict[str, Any]:
-            current = _hour_or_current(hour)
-            if current is None:
-                return {"hour": None, "summary": None, "stations": []}
-            return {
-                "hour": current,
-                "summary": store.summary(current),
-                "stations": store.stations(current, settings.dashboard_map_window_hours),
-            }
+        Answered from memory (read once per new hour), gzip-compressed when the client
+        accepts it, with an ``ETag``; station names and positions are in ``/api/stations``."""
+        if hour is not None and hour.tzinfo is None:
+            hour = hour.replace(tzinfo=UTC)
+        with live_cache.lock:
+            if hour is not None and hour not in view.hours:
+                raise HTTPException(404, f"hour {hour} is not among the kept hours")
+            encoded = view.encoded(f"now|{hour}", lambda: view.now(hour))
+        return _answer(request, encoded)
 
-        return cached(f"now|{hour}", compute)
+    @app.get("/api/stations", response_model=Stations, tags=["stations"])
+    def stations(
+        request: Request,
+        v: Annotated[
+            int | None,
+            Query(
+                description="The `stations_version` of `/api/now`: the answer is then "
+                "cacheable for a day (it changes only with the version)."
+            ),
+        ] = None,
+    ) -> Response:
+        """Every station of the kept hours: id, name, position, country and call sign."""
+        with live_cache.lock:
+            version = view.catalogue.version
+            encoded = view.encoded("stations", view.catalogue.payload, version)
+        fresh = v is not None and v == version
+        return _answer(request, encoded, "public, max-age=86400" if fresh else "no-cache")
+
+    @app.get("/api/search", response_model=list[SearchHit], tags=["stations"])
+    def search(
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=64,
+                description="Id, name or call sign (or the start of one).",
+            ),
+        ],
+        limit: Annotated[int, Query(ge=1, le=50, description="At most this many stations.")] = 10,
+    ) -> list[dict[str, Any]]:
+        """Stations by id, call sign or name (case-insensitive): exact id or call sign first,
+        then prefixes, then names containing the text."""
+        with live_cache.lock:
+            return view.catalogue.search(q, limit)
 
     @app.get("/api/summary", response_model=list[Summary], tags=["stats"])
     def summary(
         hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
     ) -> list[dict[str, Any]]:
         """All-stations hourly summaries of the latest ``hours`` hours, oldest first."""
+        if view.covers(hours):
+            with live_cache.lock:
+                return view.summary_series(hours)
         current = store.current_hour()
         return store.summaries(current, hours) if current else []
+
+    def station_figures(station_id: str, hours: int) -> dict[str, Any]:
+        """A station's metadata and hours: from the view if kept, else from MongoDB."""
+        with live_cache.lock:
+            meta = view.station_meta(station_id)
+            kept = view.station_hours(station_id, hours) if view.covers(hours) else None
+            current = view.current
+        if kept:  # the kept hours: no query
+            return {**(meta or {}), "hour": current, "latest": kept[-1], "hours": kept}
+        latest = store.station_latest(station_id)
+        if latest is None:
+            raise HTTPException(404, f"no hourly stats for station {station_id}")
+        meta = meta or {k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")}
+        current = current or latest["hour"]
+        rows = store.station_hours(station_id, current, hours)
+        return {**meta, "hour": current, "latest": latest, "hours": rows}
+
+    def station_forecast(station_id: str, latest_hour: datetime | None) -> dict[str, Any]:
+        """The station's latest forecast and its skill: two reads, side by side (each a
+        table scan on FerretDB v1, an index lookup on MongoDB)."""
+        forecast = readers.submit(store.forecast, station_id, latest_hour)
+        skill = readers.submit(store.skill, station_id)
+        return {"forecast": forecast.result(), "skill": skill.result()}
 
     @app.get("/api/stations/{station_id}", response_model=StationPage, tags=["stations"])
     def station(
         station_id: str,
         hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,
+        forecast: Annotated[
+            bool,
+            Query(
+                description="Include the latest forecast and skill (false: both null; the "
+                "station page reads them from `/api/stations/{station_id}/forecast` meanwhile)."
+            ),
+        ] = True,
     ) -> dict[str, Any]:
         """One station: its last ``hours`` hours, latest forecast and skill (null when none)."""
-        latest = store.station_latest(station_id)
-        if latest is None:
-            raise HTTPException(404, f"no hourly stats for station {station_id}")
-        current = store.current_hour() or latest["hour"]
-        return {
-            **{k: latest.get(k) for k in ("name", "latitude", "longitude", "elevation_m")},
-            "station_id": station_id,
-            "hour": current,
-            "latest": latest,
-            "hours": store.station_hours(station_id, current, hours),
-            "forecast": store.forecast(station_id),
-            "skill": store.skill(station_id),
-        }
+        page = {"station_id": station_id, **station_figures(station_id, hours)}
+        extra = {"forecast": None, "skill": None}
+        if forecast:
+            extra = station_forecast(station_id, page["latest"]["hour"] if page["latest"] else None)
+        return page | extra
+
+    @app.get(
+        "/api/stations/{station_id}/forecast", response_model=StationForecast, tags=["forecasts"]
+    )
+    def station_forecast_route(station_id: str) -> dict[str, Any]:
+        """One station's latest forecast and skill (null when none)."""
+        with live_cache.lock:
+            kept = view.station_hours(station_id, view.keep_hours)
+        latest_hour = kept[-1]["hour"] if kept else None
+        return {"station_id": station_id, **station_forecast(station_id, latest_hour)}
 
     @app.get("/api/skill", response_model=Skill | None, tags=["forecasts"])
     def skill_all() -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SKILL_DEFINITION",
     "Component",
     "ErrorEvent",
     "Forecast",
@@ -18,12 +19,23 @@ __all__ = [
     "LeadSkill",
     "Now",
     "Pipeline",
+    "SearchHit",
     "Skill",
     "SkillOverall",
-    "StationNow",
+    "StationForecast",
     "StationPage",
+    "Stations",
     "Summary",
 ]
+
+
+#: What the forecast job computes as skill (``moaa.streaming.forecast_features._skill``);
+#: the station page says the same, and a test checks both against the job's code.
+SKILL_DEFINITION = "1 − MAE(model) / MAE(same hour yesterday)"
+SKILL_HELP = (
+    f"Skill = {SKILL_DEFINITION}: above 0 the model beats the same hour of the day before, "
+    "1 is perfect (null when the baseline's MAE is unknown or 0)."
+)
 
 
 class _Model(BaseModel):
@@ -46,27 +58,50 @@ class Summary(HourStats):
     stations: int | None = Field(None, description="Stations with a reading in the hour.")
 
 
-class StationNow(_Model):
-    """A station on the map: where it is, and its figures for the current hour (null if none)."""
-
-    station_id: str
-    name: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    elevation_m: float | None = None
-    last_hour: datetime = Field(description="Latest hour with a reading of this station.")
-    min_c: float | None = None
-    max_c: float | None = None
-    mean_c: float | None = None
-    count: int | None = None
-
-
 class Now(_Model):
-    """The current simulated hour: the latest hour in ``hourly_summary``."""
+    """The current simulated hour (the latest hour in ``hourly_summary``), compact: the
+    figures of every station with a reading as columns (the i-th entry of each list is the
+    i-th station of ``station_id``), rounded to 0.01 °C. Names and positions are in
+    ``/api/stations`` (fetched once per ``stations_version``)."""
 
     hour: datetime | None = Field(description="Current simulated hour (null: no data yet).")
     summary: Summary | None
-    stations: list[StationNow]
+    stations_version: int = Field(
+        description="Version of the station list (`/api/stations?v=…`) these ids refer to."
+    )
+    station_id: list[str] = Field(description="Stations with a reading this hour.")
+    min_c: list[float | None]
+    mean_c: list[float | None]
+    max_c: list[float | None]
+    count: list[int] = Field(description="Valid temperature readings of each station.")
+    idle: list[str] = Field(
+        description="Stations seen in the map window (MOAA_DASHBOARD_MAP_WINDOW_HOURS) "
+        "without a reading this hour (grey on the map)."
+    )
+
+
+class Stations(_Model):
+    """Every station of the kept hours, as columns (same order in every list)."""
+
+    version: int = Field(description="Changes whenever a station is added or its metadata changes.")
+    station_id: list[str]
+    name: list[str | None]
+    latitude: list[float | None]
+    longitude: list[float | None]
+    elevation_m: list[float | None]
+    country: list[str] = Field(
+        description="FIPS country code from the ISD station list ('' if unknown)."
+    )
+    call_sign: list[str] = Field(
+        description="ICAO call sign from the ISD station list ('' if none)."
+    )
+
+
+class SearchHit(_Model):
+    station_id: str
+    name: str | None = None
+    country: str = ""
+    call_sign: str = ""
 
 
 class ForecastPoint(_Model):
@@ -90,17 +125,19 @@ class LeadSkill(_Model):
     mae: dict[str, float | None] = Field(
         {}, description="Mean absolute error (°C) of the model and each baseline."
     )
-    skill: float | None = Field(None, description="1 − MAE(model) / MAE(best baseline).")
+    skill: float | None = Field(None, description=SKILL_HELP)
 
 
 class SkillOverall(_Model):
     n: int | None = None
     mae: dict[str, float | None] = {}
-    skill: float | None = None
+    skill: float | None = Field(None, description=SKILL_HELP)
 
 
 class Skill(_Model):
-    """Forecast skill by lead against the baselines (``forecast_skill``; ``ALL``: all stations)."""
+    """Forecast MAE by lead for the model and the baselines (last value, same hour yesterday,
+    climatology) and the skill (see ``LeadSkill.skill``) (``forecast_skill``; ``ALL``: all
+    stations)."""
 
     station_id: str
     updated_hour: datetime | None = None
@@ -117,9 +154,23 @@ class StationPage(_Model):
     latitude: float | None = None
     longitude: float | None = None
     elevation_m: float | None = None
+    country: str = ""
+    call_sign: str = ""
     hour: datetime | None = Field(description="Current simulated hour (end of the window).")
     latest: HourStats | None = Field(description="The station's latest hour.")
     hours: list[HourStats] = Field(description="Hourly figures of the last 48 h, oldest first.")
+    forecast: Forecast | None = Field(
+        description="Latest forecast (null: no forecast yet, or not asked for)."
+    )
+    skill: Skill | None = Field(
+        description="This station's skill (null: none yet, or not asked for)."
+    )
+
+
+class StationForecast(_Model):
+    """A station's latest forecast and skill (what the station page reads beside its figures)."""
+
+    station_id: str
     forecast: Forecast | None = Field(description="Latest forecast (null: no forecast yet).")
     skill: Skill | None = Field(description="This station's skill (null: none yet).")
 

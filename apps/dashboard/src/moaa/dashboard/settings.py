@@ -63,7 +63,14 @@ class DashboardSettings(KafkaSettings):
         2.0, description="Timeout of one scrape (or one Kafka lag query)."
     )
     dashboard_refresh_s: float = Field(
-        2.0, description="Seconds between two checks for a new hour (live updates, API cache)."
+        2.0, description="Seconds between two checks for a new or changed hour (live updates)."
+    )
+    dashboard_keep_hours: int = Field(
+        48,
+        ge=1,
+        le=24 * 14,
+        description="Hours of every station's figures the website keeps in memory (the map, "
+        "the station pages' history, the world view); 14k stations x 48 h is about 20 MB.",
     )
     dashboard_map_window_hours: int = Field(
         6,

@@ -1,90 +1,119 @@
 """Read-only queries of MongoDB: the only place the website touches the database.
 
-Only ``find`` (filter, projection, sort, limit) is used — what FerretDB v1 supports well —
-and every query rides an index of the insert job: ``hourly_stats`` on ``(station_id, hour)``
-and ``hour``, ``hourly_summary`` on ``hour``.
+Every query is a :class:`Find` (filter, projection, sort, limit — what FerretDB v1 supports
+well) that names the index answering it on MongoDB; the insert job creates them:
+``hourly_stats`` ``station_hour`` (station_id, hour) and ``hour``, ``hourly_summary``
+``hour``, ``forecasts`` ``station_issued_at`` (station_id, issued_at), and every
+collection's ``_id_``. ``tests/integration/test_dashboard_indexes.py`` runs ``explain()`` on
+each query the site makes and checks the named index covers it.
+
+Most reads happen once per new hour, in the live view's refresh (``moaa.dashboard.live``);
+per request only a station page's forecast and skill, and a station outside the kept hours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-__all__ = ["Store", "latest_per_station"]
+from moaa.dashboard.live import iso_hour
+
+__all__ = ["Find", "Store"]
 
 Doc = dict[str, Any]
 _STATION_FIELDS = ("station_id", "name", "latitude", "longitude", "elevation_m")
 _FIGURES = ("min_c", "max_c", "mean_c", "count")
 
 
-def latest_per_station(docs: list[Doc], hour: datetime) -> list[Doc]:
-    """One entry per station from its latest document; figures only if that is ``hour``.
+@dataclass(frozen=True)
+class Find:
+    """One ``find`` the site makes, and the index that answers it on MongoDB."""
 
-    Pure: the map's rows from the documents of a window of hours.
-    """
-    latest: dict[str, Doc] = {}
-    for doc in docs:
-        sid = doc.get("station_id")
-        if sid is None:
-            continue
-        seen = latest.get(sid)
-        if seen is None or doc["hour"] > seen["hour"]:
-            latest[sid] = doc
-    rows = []
-    for sid in sorted(latest):
-        doc = latest[sid]
-        row = {k: doc.get(k) for k in _STATION_FIELDS}
-        row["last_hour"] = doc["hour"]
-        current = doc["hour"] == hour
-        row |= {k: doc.get(k) if current else None for k in _FIGURES}
-        rows.append(row)
-    return rows
+    collection: str
+    filter: Doc
+    index: str
+    sort: tuple[tuple[str, int], ...] = ()
+    limit: int = 0
+    projection: Doc | None = None
+
+    def command(self) -> Doc:
+        """The ``find`` command document (what ``explain`` takes)."""
+        cmd: Doc = {"find": self.collection, "filter": self.filter}
+        if self.sort:
+            cmd["sort"] = dict(self.sort)
+        if self.limit:
+            cmd["limit"] = self.limit
+        if self.projection:
+            cmd["projection"] = self.projection
+        return cmd
 
 
+@dataclass
 class Store:
-    """Queries of database ``db`` (a pymongo ``Database``)."""
+    """Queries of database ``db`` (a pymongo ``Database``); ``trace`` records each one run."""
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    db: Any
+    trace: list[Find] | None = field(default=None)
+
+    def _cursor(self, q: Find) -> Iterator[Doc]:
+        if self.trace is not None:
+            self.trace.append(q)
+        cursor = self.db[q.collection].find(q.filter, q.projection, sort=list(q.sort) or None)
+        return cursor.limit(q.limit) if q.limit else cursor  # type: ignore[no-any-return]
+
+    def _find(self, q: Find) -> list[Doc]:
+        return list(self._cursor(q))
+
+    def _first(self, q: Find) -> Doc | None:
+        return next(iter(self._cursor(q)), None)
 
     def ping(self) -> None:
         self.db.client.admin.command("ping")
 
     def current_hour(self) -> datetime | None:
-        for coll in (self.db.hourly_summary, self.db.hourly_stats):
-            doc = next(iter(coll.find({}, {"hour": 1}).sort("hour", DESCENDING).limit(1)), None)
+        for coll in ("hourly_summary", "hourly_stats"):
+            doc = self._first(Find(coll, {}, "hour", (("hour", DESCENDING),), 1, {"hour": 1}))
             if doc is not None:
-                return doc["hour"]
+                return doc["hour"]  # type: ignore[no-any-return]
         return None
 
-    def summary(self, hour: datetime) -> Doc | None:
-        return self.db.hourly_summary.find_one({"hour": hour})
-
     def summaries(self, end: datetime, hours: int) -> list[Doc]:
-        query = {"hour": {"$gt": end - timedelta(hours=hours), "$lte": end}}
-        return list(self.db.hourly_summary.find(query).sort("hour", ASCENDING))
+        window = {"$gt": end - timedelta(hours=hours), "$lte": end}
+        return self._find(Find("hourly_summary", {"hour": window}, "hour", (("hour", ASCENDING),)))
 
-    def stations(self, hour: datetime, window_hours: int) -> list[Doc]:
-        query = {"hour": {"$gt": hour - timedelta(hours=window_hours), "$lte": hour}}
+    def hours_stats(self, first: datetime, last: datetime) -> Iterator[Doc]:
+        """Every station's figures and metadata for the hours ``first`` … ``last``, as the
+        cursor returns them (never all in memory)."""
+        query = {"hour": first} if first == last else {"hour": {"$gte": first, "$lte": last}}
         fields = dict.fromkeys((*_STATION_FIELDS, *_FIGURES, "hour"), 1)
-        return latest_per_station(list(self.db.hourly_stats.find(query, fields)), hour)
+        return self._cursor(Find("hourly_stats", query, "hour", projection=fields))
 
     def station_hours(self, station_id: str, end: datetime, hours: int) -> list[Doc]:
-        query = {
-            "station_id": station_id,
-            "hour": {"$gt": end - timedelta(hours=hours), "$lte": end},
-        }
-        return list(self.db.hourly_stats.find(query).sort("hour", ASCENDING))
+        window = {"$gt": end - timedelta(hours=hours), "$lte": end}
+        query = {"station_id": station_id, "hour": window}
+        return self._find(Find("hourly_stats", query, "station_hour", (("hour", ASCENDING),)))
 
     def station_latest(self, station_id: str) -> Doc | None:
-        cursor = self.db.hourly_stats.find({"station_id": station_id}).sort("hour", DESCENDING)
-        return next(iter(cursor.limit(1)), None)
+        query = {"station_id": station_id}
+        return self._first(Find("hourly_stats", query, "station_hour", (("hour", DESCENDING),), 1))
 
-    def forecast(self, station_id: str) -> Doc | None:
-        cursor = self.db.forecasts.find({"station_id": station_id}).sort("issued_at", DESCENDING)
-        return next(iter(cursor.limit(1)), None)
+    def forecast(self, station_id: str, latest_hour: datetime | None = None) -> Doc | None:
+        """The station's latest forecast. A forecast is issued at an hour of the station's
+        data, so when ``latest_hour`` (the station's newest hour) has one it is the latest:
+        looked up by ``_id`` first (FerretDB answers that without reading every document)."""
+        if latest_hour is not None:
+            key = f"{station_id}|{iso_hour(latest_hour)}"
+            found = self._first(Find("forecasts", {"_id": key}, "_id_", limit=1))
+            if found is not None:
+                return found
+        order = (("issued_at", DESCENDING),)
+        return self._first(
+            Find("forecasts", {"station_id": station_id}, "station_issued_at", order, 1)
+        )
 
     def skill(self, key: str) -> Doc | None:
-        return self.db.forecast_skill.find_one({"_id": key})
+        return self._first(Find("forecast_skill", {"_id": key}, "_id_", limit=1))

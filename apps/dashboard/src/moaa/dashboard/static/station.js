@@ -57,7 +57,7 @@
     document.getElementById("skill-box").hidden = !skill;
     if (!skill) return;
     const o = skill.overall || {};
-    moaa.setText("skill-info", `Model v${skill.model_version ?? "–"}, updated ${moaa.hour(skill.updated_hour)}; over all leads: skill ${moaa.num(o.skill, 2)} (n = ${o.n ?? "–"}, model MAE ${moaa.num((o.mae || {}).model, 2)} °C). Skill = 1 − MAE(model) / MAE(best baseline).`);
+    moaa.setText("skill-info", `Model v${skill.model_version ?? "–"}, updated ${moaa.hour(skill.updated_hour)}; over all leads: skill ${moaa.num(o.skill, 2)} (n = ${o.n ?? "–"}, model MAE ${moaa.num((o.mae || {}).model, 2)} °C).`);
     const leads = [...skill.leads].sort((a, b) => a.lead - b.lead);
     const rows = leads.map((l) => {
       const tr = document.createElement("tr");
@@ -82,26 +82,41 @@
   }
 
   async function load() {
-    const page = await moaa.getJSON(`/api/stations/${encodeURIComponent(stationId)}`);
+    const id = encodeURIComponent(stationId);
+    // The figures come from the site's memory; the forecast and the skill are two reads of
+    // MongoDB, asked for at the same time and drawn when they arrive.
+    const later = moaa.getJSON(`/api/stations/${id}/forecast`).catch((e) => { console.error(e); return null; });
+    const page = await moaa.getJSON(`/api/stations/${id}?forecast=false`);
     moaa.setText("station-id", stationId);
     document.getElementById("station-missing").hidden = !!page;
-    if (!page) return;
+    if (!page) { await later; return; }
     document.title = `MOAA — ${page.name || stationId}`;
     moaa.setText("station-name", page.name || stationId);
-    moaa.setText("station-where", `${moaa.num(page.latitude, 3)}°, ${moaa.num(page.longitude, 3)}° · ${moaa.num(page.elevation_m, 0)} m`);
+    const where = [`${moaa.num(page.latitude, 3)}°, ${moaa.num(page.longitude, 3)}°`, `${moaa.num(page.elevation_m, 0)} m`];
+    if (page.call_sign) where.push(`call sign ${page.call_sign}`);
+    if (page.country) where.push(`country ${page.country}`);
+    moaa.setText("station-where", where.join(" · "));
     const l = page.latest || {};
     moaa.setText("latest-hour", moaa.hour(l.hour));
     moaa.setText("latest-min", moaa.num(l.min_c, 1));
     moaa.setText("latest-mean", moaa.num(l.mean_c, 2));
     moaa.setText("latest-max", moaa.num(l.max_c, 1));
     moaa.setText("latest-count", l.count ?? "–");
+    document.body.dataset.current = page.hour || "";
     drawHistory(page);
-    drawForecastInfo(page.forecast);
-    drawSkill(page.skill);
+    if (!document.body.dataset.shownMs) document.body.dataset.shownMs = String(Math.round(performance.now()));
+    const extra = await later;
+    if (extra) {
+      Object.assign(page, { forecast: extra.forecast, skill: extra.skill });
+      drawHistory(page);
+      drawForecastInfo(page.forecast);
+      drawSkill(page.skill);
+    }
     document.body.dataset.loaded = l.hour || "none";
+    if (!document.body.dataset.loadedMs) document.body.dataset.loadedMs = String(Math.round(performance.now()));
   }
   let loading = null;
   const reload = () => { loading = (loading || Promise.resolve()).then(load).catch(console.error); };
   reload();
-  moaa.live(() => reload());
+  moaa.live(() => reload(), () => document.body.dataset.current || null, () => loading);
 })();
