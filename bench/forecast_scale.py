@@ -31,16 +31,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forecast_data import synthetic_means  # noqa: E402
+from forecast_data import synthetic_means
 
-from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine  # noqa: E402
-from moaa.streaming.forecast_store import INCOMING_SCHEMA  # noqa: E402
-from moaa.streaming.spark import SparkSettings, build_session  # noqa: E402
+from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
+from moaa.streaming.forecast_store import INCOMING_SCHEMA
+from moaa.streaming.spark import SparkSettings, build_session
 
 FINAL_LAG = 3
 
 
-def _rows(ids: list[str], names: list[str], hour, batch: int) -> list[tuple]:  # noqa: ANN001
+def _rows(ids: list[str], names: list[str], hour, batch: int) -> list[tuple]:
     ok = ~np.isnan(hour.mean_c)
     out = []
     for i in np.flatnonzero(ok):
@@ -67,11 +67,13 @@ def _f(v: float) -> float | None:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def engine_mode(args: argparse.Namespace, stations: int) -> dict:
-    ids, names, hours = synthetic_means(stations, args.year, args.backlog_days + args.live_hours // 24 + 2)
+    ids, names, hours = synthetic_means(
+        stations, args.year, args.backlog_days + args.live_hours // 24 + 2
+    )
     spark = build_session(
         "moaa-bench-forecast-scale",
         SparkSettings(spark_ui_port=0, spark_driver_memory=args.driver_memory),
@@ -81,7 +83,9 @@ def engine_mode(args: argparse.Namespace, stations: int) -> dict:
     config = EngineConfig(buckets=2 * args.partitions, min_history_days=args.min_history_days)
     trainings: list[float] = []
     with tempfile.TemporaryDirectory(prefix="moaa-bench-forecast-scale-") as tmp:
-        engine = ForecastEngine(spark, config, Path(tmp) / "f", None, lambda _m, s: trainings.append(s))
+        engine = ForecastEngine(
+            spark, config, Path(tmp) / "f", None, lambda _m, s: trainings.append(s)
+        )
         feed = iter(hours)
         backlog = []
         for _ in range(args.backlog_days * 24 + FINAL_LAG):

@@ -1,9 +1,9 @@
 """One skill definition: what the forecast job computes is what the website and its API say.
 
-The definition is taken from the job's code (``moaa.streaming.forecast_features._skill``: its
-docstring, checked against what it computes on made-up MAEs, with the predictors in
-``PREDICTORS`` order), then looked for in the station page, the OpenAPI document and the
-forecast job's metric help.
+The definition is taken from the job's code (``moaa.streaming.forecast_features``:
+``SKILL_DEFINITION``, checked against what ``skill`` computes on made-up MAEs, with the
+predictors in ``PREDICTORS`` order), then looked for in the station page, the OpenAPI
+document and the forecast job's metric help.
 """
 
 from __future__ import annotations
@@ -27,17 +27,20 @@ def _normal(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def definition() -> str:
-    """``1 − MAE(model) / MAE(<baseline>)`` as the job's ``_skill`` says and computes it."""
-    doc = (forecast_features._skill.__doc__ or "").strip().rstrip(".")
+    """``1 − MAE(model) / MAE(<baseline>)`` as the job says and computes it."""
+    doc = forecast_features.SKILL_DEFINITION
     match = re.fullmatch(r"1 [−-] MAE\((\w[\w ]*)\) / MAE\((\w[\w ]*)\)", doc)
-    assert match, f"the job's _skill docstring is not a definition: {doc!r}"
+    assert match, f"the job's SKILL_DEFINITION is not a definition: {doc!r}"
     model, baseline = match.groups()
     names = {p.replace("_", " "): p for p in PREDICTORS}
     assert model in names and baseline in names, (model, baseline, PREDICTORS)
     # the docstring says what the code does: 1 - model / baseline, on made-up MAEs
     maes = np.array([1.0 + k for k in range(len(PREDICTORS))])
     expected = 1 - maes[PREDICTORS.index(names[model])] / maes[PREDICTORS.index(names[baseline])]
-    assert forecast_features._skill(maes) == pytest.approx(expected)
+    assert model == PREDICTORS[0]  # skill(...) takes the model's MAE first, then the baseline's
+    assert forecast_features.skill(maes[0], maes[PREDICTORS.index(names[baseline])]) == (
+        pytest.approx(expected)
+    )
     return doc
 
 

@@ -22,6 +22,7 @@ from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
 from moaa.streaming.forecast_features import COVARIATES, FEATURES
+from moaa.streaming.forecast_store import LAYOUT
 
 from .conftest import Pipeline, consume_all, wait_until
 
@@ -29,7 +30,6 @@ pytestmark = pytest.mark.integration
 
 STATIONS = {"72502014734", "74486094789"}
 DAY = 24
-COMPACT_FILES = 2  # every micro-batch appends one file per partition (3): compact each time
 
 
 class ForecastRun:
@@ -50,8 +50,7 @@ class ForecastRun:
             MOAA_FORECAST_CLIM_DAYS="2",
             MOAA_FORECAST_MIN_HISTORY_DAYS="2",
             MOAA_FORECAST_RETRAIN_EVERY_HOURS="24",
-            # compact the history store many times, across the crash too
-            MOAA_FORECAST_HISTORY_COMPACT_FILES=str(COMPACT_FILES),
+            MOAA_FORECAST_PARTITIONS="2",
         )
 
     def start_forecast(self) -> subprocess.Popen[bytes]:
@@ -61,19 +60,19 @@ class ForecastRun:
         return self.pipe._start("insert", ["insert"], self.env())
 
     def versions(self) -> list[int]:
-        models = self.checkpoints / "forecast" / "models"
+        models = self.checkpoints / LAYOUT / "models"
         if not models.exists():
             return []
         return sorted(int(p.name[1:]) for p in models.glob("v*") if (p / "metadata.json").exists())
 
-    def wait(self, what: str, check: Any, timeout_s: float = 150) -> Any:
+    def wait(self, what: str, check: Any, timeout_s: float = 420) -> Any:
         return wait_until(
             what, check, timeout_s, every_s=1, detail=lambda: self.pipe.log("forecast")[-4000:]
         )
 
 
 def _final_hour(pipe: Pipeline) -> str:
-    state = pipe.workdir / "checkpoints" / "forecast" / "state.json"
+    state = pipe.workdir / "checkpoints" / LAYOUT / "state.json"
     try:
         last = json.loads(state.read_text())["last_final"]
     except (FileNotFoundError, ValueError, KeyError):
@@ -115,12 +114,18 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     after = run.versions()
     assert after[-1] >= before[-1] + 1  # versions continue: nothing reset
     meta = json.loads(
-        (run.checkpoints / "forecast" / "models" / f"v{after[-1]}" / "metadata.json").read_text()
+        (run.checkpoints / LAYOUT / "models" / f"v{after[-1]}" / "metadata.json").read_text()
     )
     assert meta["version"] == after[-1] and meta["window_days"] == 3 and meta["rows"] > 0
-    assert "compacted the history" in pipeline.log("forecast")
-    history = run.checkpoints / "forecast" / "history"
-    assert len(list(history.glob("*.parquet"))) <= COMPACT_FILES + 3  # + one batch's files
+    # the final-hours table keeps only its window: old steps are dropped as hours go by
+    hours = sorted(int(p.name[5:]) for p in (run.checkpoints / LAYOUT / "hours").glob("step=*"))
+    assert (
+        hours
+        and hours[0]
+        >= json.loads((run.checkpoints / LAYOUT / "state.json").read_text())["last_final"]
+        - (3 * 24 + 48)
+        - 48
+    )
     assert meta["features"] == list(FEATURES)  # the covariate anomalies included
     assert 0 < meta["train_mae_c"] < 10
 
@@ -196,6 +201,9 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
         "weather_forecast_training_seconds_bucket",
         "weather_forecasts_published_total",
         "weather_forecast_issued_hour_timestamp_seconds",
+        "weather_forecast_lag_hours",
+        "weather_forecast_final_hour_timestamp_seconds",
+        "weather_forecast_step_seconds_bucket",
     ):
         assert name in metrics, name
     assert "station" not in "".join(

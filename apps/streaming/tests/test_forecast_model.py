@@ -1,7 +1,6 @@
 """The Spark ML model, its store and the engine's walk, on a local SparkSession and small
 hand-made series (no Kafka). ``spark`` is the test session's shared SparkSession."""
 
-
 from __future__ import annotations
 
 import json
@@ -149,7 +148,7 @@ def _walk(
     root: Path,
     data: dict[str, dict[int, float]],
     until: int,
-    step: int = 6,
+    step: int = 12,
     covariates: dict[str, dict[int, dict[str, float | None]]] | None = None,
     config: EngineConfig = CONFIG,
 ):
@@ -219,7 +218,7 @@ def test_a_backlog_in_bulk_gives_what_hour_by_hour_gives(
     data = {"A": _series(4, 4), "B": _series(4, 5, offset=-2)}
     covariates = {"A": _covariates(data["A"], 4), "B": _covariates(data["B"], 5)}
     until = START + 4 * 24 - 1
-    _, hourly, hourly_models = _walk(spark, tmp_path / "h", data, until, 4, covariates)
+    _, hourly, hourly_models = _walk(spark, tmp_path / "h", data, until, 8, covariates)
     bulk_config = EngineConfig(**{**CONFIG.__dict__, "max_step_hours": 30})
     engine, bulk = _engine(spark, tmp_path / "b", bulk_config)
     _ingest(engine, data, range(START, until + 1), covariates)
@@ -248,7 +247,7 @@ def test_engine_forecasts_do_not_see_the_future(spark: SparkSession, tmp_path: P
     data = {"A": _series(5, 3)}
     covs = {"A": _covariates(data["A"], 3)}
     until = START + 3 * 24 + 5
-    plain, plain_out, _ = _walk(spark, tmp_path / "a", {"A": dict(data["A"])}, until, 6, covs)
+    plain, plain_out, _ = _walk(spark, tmp_path / "a", {"A": dict(data["A"])}, until, 12, covs)
     assert plain.model is not None and plain.model.metadata["features"] == list(FEATURES)
     rng = np.random.default_rng(9)
     future = {h: v + (rng.normal(0, 30) if h > until - 3 else 0) for h, v in data["A"].items()}

@@ -176,6 +176,12 @@ class ForecastSettings(KafkaSettings, SparkSettings):
         description="Shuffle partitions of the forecast job (its tasks per stage); the stations "
         "are split into twice as many groups for the feature computation.",
     )
+    forecast_station_skill_every_hours: int = Field(
+        1,
+        ge=1,
+        description="Publish the per-station skill documents every this many final hours (the "
+        "all-stations ALL document on every step): each time, one upsert per station.",
+    )
     forecast_metrics_port: int = Field(
         9303, description="Port of /metrics, /healthz, /readyz of the forecast job (0 = off)."
     )
@@ -189,6 +195,7 @@ class ForecastSettings(KafkaSettings, SparkSettings):
             max_step_hours=self.forecast_max_step_hours,
             train_max_rows=self.forecast_train_max_rows,
             buckets=2 * self.forecast_partitions,
+            station_skill_every_hours=self.forecast_station_skill_every_hours,
         )
 
 

@@ -627,7 +627,7 @@ def _frame(kind: str, columns: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.DataFrame:
+def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.DataFrame:  # noqa: PLR0912, PLR0915 - one pass, in the order of the module docstring
     """One bucket of stations through one step (see the module's docstring)."""
     a, b = spec.first, spec.last
     m = b - a + 1
