@@ -205,6 +205,10 @@ def overview() -> dict:
                 ],
             ),
             panel(
+                "Forecast lag (hours behind the newest hour seen; 3 = keeping up)",
+                [("max(weather_forecast_lag_hours)", "lag")],
+            ),
+            panel(
                 "Last issued forecast hour",
                 [("weather_forecast_issued_hour_timestamp_seconds * 1000", "issued")],
                 "dateTimeAsIso",

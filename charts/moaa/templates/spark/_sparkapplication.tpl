@@ -64,6 +64,9 @@ spec:
     {{- end }}
     coreLimit: {{ $v.driver.coreLimit | quote }}
     memory: {{ $v.driver.memory | quote }}
+    ## An OutOfMemoryError ends the JVM at once (the job exits non-zero and the operator
+    ## restarts it) instead of leaving a driver that answers nothing more.
+    javaOptions: "-XX:+ExitOnOutOfMemoryError"
     serviceAccount: {{ include "moaa.sparkServiceAccount" $root }}
     labels:
       {{- include "moaa.componentLabels" (dict "root" $root "component" .job) | nindent 6 }}
@@ -122,6 +125,7 @@ spec:
     coreRequest: {{ . | quote }}
     {{- end }}
     memory: {{ $v.executor.memory | quote }}
+    javaOptions: "-XX:+ExitOnOutOfMemoryError"
     ## Executors never call the API: their ServiceAccount mounts no token.
     serviceAccount: {{ include "moaa.sparkExecutorServiceAccount" $root }}
     labels:

@@ -213,4 +213,9 @@ class Pipeline(_Model):
     components: list[Component]
     lag: Lag | None
     dlq_records: float | None = Field(description="Records sent to the dead-letter topic.")
+    forecast_lag_hours: float | None = Field(
+        None,
+        description="Hours between the newest hour the forecast job has seen and the last "
+        "final hour it processed (3, the final lag, when it keeps up).",
+    )
     errors: list[ErrorEvent] = Field(description="Latest errors seen, newest first.")

@@ -221,8 +221,13 @@ class PipelineWatch:
         dlq = None
         if producer and producer.up:
             dlq = _sum(producer.samples, "weather_producer_dlq_records_total")
+        forecast = self.targets.get("forecast")
+        forecast_lag = None
+        if forecast and forecast.up and _has(forecast.samples, "weather_forecast_lag_hours"):
+            forecast_lag = _sum(forecast.samples, "weather_forecast_lag_hours")
         return {
             "replay_hour": replay,
+            "forecast_lag_hours": forecast_lag,
             "components": [
                 {
                     "name": t.name,

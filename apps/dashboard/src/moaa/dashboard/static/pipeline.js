@@ -8,6 +8,7 @@
     moaa.setText("replay-hour", p.replay_hour ? moaa.hour(p.replay_hour) : "–");
     moaa.setText("dlq", fmtInt(p.dlq_records));
     moaa.setText("lag-total", p.lag ? fmtInt(p.lag.total) : "–");
+    moaa.setText("forecast-lag", fmtInt(p.forecast_lag_hours));
     const rows = p.components.map((c) => {
       const tr = document.createElement("tr");
       tr.dataset.component = c.name;
