@@ -1,20 +1,14 @@
-"""The forecast job at scale: synthetic hourly means of N real stations, fed hour by hour.
+"""The forecast engine at scale: synthetic hourly means of N real stations, fed hour by hour.
 
-Modes:
+The job's engine (:class:`moaa.streaming.forecast_engine.ForecastEngine`) in this process, on
+a local Spark, without Kafka: first ``--backlog-days`` at once (the engine catches up in bulk
+steps: the backlog's clear time), so that a model exists, then one final hour at a time
+(``--live-hours``). Prints per size: seconds per final hour (median and p95), seconds per
+training, forecasts per hour, and the backlog's clear time; each step's phases go to stderr.
+(The same measure through Kafka and the insert job, as the job runs, is not built yet.)
 
-* ``--mode engine``: the job's engine in this process (no Kafka): the cost of each step.
-* ``--mode chain`` (default, ``make bench-scale-forecast``): the real ``moaa forecast`` process
-  on its own Kafka broker (and ``moaa insert`` into FerretDB): this script plays the stats
-  job, publishing each hour's means to ``weather.hourly-stats``, and times how long after an
-  hour becomes final every station's forecast for it is in ``weather.forecasts``.
-
-Both first feed ``--backlog-days`` at once (the job catches up in bulk: the backlog's clear
-time), so a model exists, then one hour at a time (``--live-hours``), waiting for each.
-Prints per size: seconds per final hour once a model exists (median and p95), seconds per
-training, forecasts per hour, peak memory of the driver (JVM and Python), backlog clear time.
-
-    make bench-scale-forecast                       # 1000, 4000 and 13836 stations
-    .venv/bin/python bench/forecast_scale.py --sizes 1000 --mode engine
+    .venv/bin/python bench/forecast_scale.py --sizes 1000
+    .venv/bin/python bench/forecast_scale.py --sizes 1000,4000,13836
 """
 
 from __future__ import annotations
@@ -119,7 +113,6 @@ def engine_mode(args: argparse.Namespace, stations: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,4000,13836")
-    parser.add_argument("--mode", choices=("engine", "chain"), default="chain")
     parser.add_argument("--year", type=int, default=2020)
     parser.add_argument("--backlog-days", type=int, default=15)
     parser.add_argument("--min-history-days", type=float, default=14)
