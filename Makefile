@@ -114,3 +114,7 @@ bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 
 # Stage-specific targets (Kubernetes, dashboard assets, notebook) live in mk/*.mk; a file there
 # may also add prerequisites to `setup` (e.g. `setup: dashboard-assets`).
 include $(sort $(wildcard mk/*.mk))
+
+.PHONY: bench-scale-forecast
+bench-scale-forecast: setup ## The forecast engine at 1,000, 4,000 and 13,836 synthetic stations (s per final hour)
+	$(VENV)/bin/python bench/forecast_scale.py --sizes 1000,4000,13836
