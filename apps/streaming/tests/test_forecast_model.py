@@ -281,9 +281,11 @@ def test_a_step_interrupted_by_a_crash_is_done_again_the_same_way(
     _ingest(engine, data, range(START, START + 60))
     list(engine.advance(START + 50))
     committed = engine.state.last_final
-    # the next step runs whole (a model trained, tables written) but state.json is not saved
+    # the next steps run whole (a model trained, tables written), then the process dies just
+    # before each commit: state.json is not saved (nor, after it, the retention cleanup)
     saved = engine.state.save
     engine.state.save = lambda _path: None  # type: ignore[method-assign]
+    engine._retain = lambda _hour: None  # type: ignore[method-assign]
     _ingest(engine, data, range(START + 60, until + 1), batch=1)
     interrupted = list(engine.advance(START + 75))
     assert any(step.trained for step in interrupted)
