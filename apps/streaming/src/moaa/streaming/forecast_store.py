@@ -48,7 +48,6 @@ __all__ = [
     "CANDIDATE_SCHEMA",
     "HOURS_SCHEMA",
     "INCOMING_SCHEMA",
-    "ISSUE_SCHEMA",
     "LAYOUT",
     "PENDING_SCHEMA",
     "SKILL_TABLE_SCHEMA",
@@ -84,18 +83,6 @@ HOURS_SCHEMA = StructType(
     ]
 )
 _FEATURE_FIELDS = [StructField(f"f_{name}", _D, False) for name in FEATURES]
-#: One issue and lead: what the model sees, with the three baselines.
-ISSUE_SCHEMA = StructType(
-    [
-        StructField("station_id", _S, False),
-        StructField("issue_hour", _L, False),
-        StructField("lead", IntegerType(), False),
-        StructField("name", _S),
-        StructField("last_c", _D, False),
-        *_FEATURE_FIELDS,
-        *(StructField(f"b_{p}", _D, False) for p in PREDICTORS[1:]),
-    ]
-)
 CANDIDATE_SCHEMA = StructType(
     [
         StructField("station_id", _S, False),
