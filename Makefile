@@ -116,5 +116,5 @@ bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 
 include $(sort $(wildcard mk/*.mk))
 
 .PHONY: bench-scale-forecast
-bench-scale-forecast: setup ## The forecast engine at 1,000, 4,000 and 13,836 synthetic stations (s per final hour)
-	$(VENV)/bin/python bench/forecast_scale.py --sizes 1000,4000,13836
+bench-scale-forecast: setup ## The forecast job through Kafka and MongoDB at 1,000, 4,000 and 13,836 synthetic stations
+	$(VENV)/bin/python bench/forecast_chain.py --sizes 1000,4000,13836

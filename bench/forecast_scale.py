@@ -5,7 +5,7 @@ a local Spark, without Kafka: first ``--backlog-days`` at once (the engine catch
 steps: the backlog's clear time), so that a model exists, then one final hour at a time
 (``--live-hours``). Prints per size: seconds per final hour (median and p95), seconds per
 training, forecasts per hour, and the backlog's clear time; each step's phases go to stderr.
-(The same measure through Kafka and the insert job, as the job runs, is not built yet.)
+The same measure through Kafka and the insert job, as the job runs: ``forecast_chain.py``.
 
     .venv/bin/python bench/forecast_scale.py --sizes 1000
     .venv/bin/python bench/forecast_scale.py --sizes 1000,4000,13836

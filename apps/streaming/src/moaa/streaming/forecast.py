@@ -10,7 +10,7 @@ handles each micro-batch in ``foreachBatch``:
 3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks the newly final hours
    in steps (a backlog in bulk): final-hours table, features, retraining on its event-time
    schedule, scoring, verification — all of it Spark work on the tables under
-   ``<checkpoint>/forecast.v2`` (:mod:`moaa.streaming.forecast_store`);
+   ``<checkpoint>/forecast.v3`` (:mod:`moaa.streaming.forecast_store`);
 4. forecasts go to ``weather.forecasts`` (key ``<station>|<issued_at>``) and the skill of
    every touched station and of ``ALL`` to ``weather.forecast-skill``, written by Spark's Kafka
    sink; each step is recorded in ``state.json`` before the next starts, and Spark commits the
@@ -52,7 +52,7 @@ from moaa.streaming.forecast_features import (
     SKILL_DEFINITION,
 )
 from moaa.streaming.forecast_model import StoredModel
-from moaa.streaming.forecast_store import LAYOUT
+from moaa.streaming.forecast_store import LAYOUT, OLD_LAYOUTS
 from moaa.streaming.spark import (
     SparkSettings,
     build_session,
@@ -269,15 +269,15 @@ class ForecastJob:
         }
         self.spark = build_session("moaa-forecast", s, conf)
         self.spark.sparkContext.setLogLevel("WARN")
-        old = s.checkpoint_dir / "forecast"
-        if old.is_dir():
-            log.warning(
-                "%s is the state of an earlier forecast job layout and is not read by this "
-                "version (it keeps its state in %s and re-reads the retained hourly stats); "
-                "delete it once this job runs",
-                old,
-                self.root,
-            )
+        for old in (s.checkpoint_dir / name for name in OLD_LAYOUTS):
+            if old.is_dir():
+                log.warning(
+                    "%s is the state of an earlier forecast job layout and is not read by this "
+                    "version (it keeps its state in %s and re-reads the retained hourly stats); "
+                    "delete it once this job runs",
+                    old,
+                    self.root,
+                )
         self.engine = ForecastEngine(
             self.spark, s.engine_config(), self.root, KafkaSink(s), _on_train
         )

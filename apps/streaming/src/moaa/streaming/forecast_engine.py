@@ -122,6 +122,8 @@ _OUT_SCHEMA = StructType(
     ]
 )
 _TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
+#: Where an incoming mean came from: of several for one station and hour, the last counts.
+_ARRIVAL = ("batch_id", "partition", "offset")
 _HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -316,13 +318,7 @@ class ForecastEngine:
                 ),
                 a,
             )
-            counts = {
-                r["kind"]: r
-                for r in out.groupBy("kind")
-                .agg(F.count(F.lit(1)).alias("n"), F.max("hour").alias("latest"))
-                .collect()
-            }
-            totals = _kind(out, "total", _VERIFY_SCHEMA).collect()
+            totals, counts = _totals_and_counts(out)
             if "skill" in counts:
                 skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
                     "station_id",
@@ -380,7 +376,9 @@ class ForecastEngine:
             *RAW_FIELDS,
             *(F.lit(None).cast("double").alias(c) for c in CUM_FIELDS),
             F.lit(1).alias("kind"),
+            *_ARRIVAL,
         )
+        table = table.select("*", *(F.lit(None).cast("long").alias(c) for c in _ARRIVAL))
         rows = table.unionByName(new).withColumn("bucket", _bucket(cfg.buckets))
         pending = store.read_pending(a, b).select(
             "station_id",
@@ -521,16 +519,21 @@ class ForecastEngine:
             .withColumnRenamed("_label", "label")
             .select(*CANDIDATE_SCHEMA.fieldNames())
         )
-        store.write_version(store.train_dir, hour, filled)
+        # in as many files as tasks: Spark ML reads the set twice (statistics, normal
+        # equations), so it is also kept in memory for the training's duration
+        store.write_version(store.train_dir, hour, filled, files=max(cfg.buckets // 2, 1))
         training = store.read_version(store.train_dir, hour, CANDIDATE_SCHEMA)
-        labelled = training.where(F.col("label").isNotNull())
-        stats = labelled.agg(
-            F.count(F.lit(1)).alias("rows"), F.countDistinct("station_id").alias("stations")
-        ).first()
-        self.state.train_version = hour
-        if not stats["rows"]:
-            return None
-        model, errors = train(labelled, cfg.reg_param)
+        labelled = training.where(F.col("label").isNotNull()).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            stats = labelled.agg(
+                F.count(F.lit(1)).alias("rows"), F.countDistinct("station_id").alias("stations")
+            ).first()
+            self.state.train_version = hour
+            if not stats["rows"]:
+                return None
+            model, errors = train(labelled, cfg.reg_param)
+        finally:
+            labelled.unpersist()
         stored = self.models.save(
             model,
             {
@@ -565,6 +568,19 @@ class ForecastEngine:
         store.drop_pending(through=last_final)
         store.drop_versions(store.train_dir, [state.train_version])
         store.drop_versions(store.skill_dir, [state.skill_version])
+
+
+def _totals_and_counts(out: DataFrame) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """One collect: the step's error sums, and each output's rows and latest hour."""
+    small = out.where(F.col("kind").isin("total", "count")).collect()
+    counts: dict[str, dict[str, Any]] = {}
+    for r in small:
+        if r["kind"] == "count" and r["n"]:
+            c = counts.setdefault(r["key"], {"n": 0, "latest": None})
+            c["n"] += int(r["n"])
+            if r["hour"] is not None:
+                c["latest"] = r["hour"] if c["latest"] is None else max(c["latest"], r["hour"])
+    return [r for r in small if r["kind"] == "total"], counts
 
 
 def _kind(out: DataFrame, kind: str, schema: StructType) -> DataFrame:
@@ -641,7 +657,9 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
     if not n:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in _OUT_SCHEMA.fieldNames()})
 
-    # 1. finalize: the table's rows of a … b
+    # 1. finalize: the table's rows of a … b (of several means of one station and hour, the
+    # latest to arrive counts: highest batch, partition and offset)
+    left = _latest_arrivals(left)
     kind = left["kind"].to_numpy()
     hour = left["hour"].to_numpy(dtype=np.int64)
     code = left["station_id"].map(index).to_numpy(dtype=np.int64)
@@ -799,11 +817,30 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
                 for i in touched
             ]
             outputs.append(_frame("skill_doc", {"key": stations[touched], "value": docs}))
+    outputs.append(
+        _frame(
+            "count",
+            {
+                "key": [o["kind"].iat[0] for o in outputs if len(o)],
+                "n": [float(len(o)) for o in outputs if len(o)],
+                "hour": [o["hour"].max() if "hour" in o else None for o in outputs if len(o)],
+            },
+        )
+    )
     frame = pd.concat(outputs, ignore_index=True, sort=False)
     frame = frame.reindex(columns=_OUT_SCHEMA.fieldNames())
     for column in _TEXT:  # an all-missing column would be float: Arrow wants text
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def _latest_arrivals(left: pd.DataFrame) -> pd.DataFrame:
+    new = left["kind"].to_numpy() == 1
+    if not new.any():
+        return left
+    arrived = left.loc[new].sort_values(list(_ARRIVAL), kind="stable")
+    arrived = arrived.drop_duplicates(["station_id", "hour"], keep="last")
+    return pd.concat([left.loc[~new], arrived], ignore_index=True)
 
 
 def _draw(station_ids: np.ndarray, hours: np.ndarray) -> np.ndarray:

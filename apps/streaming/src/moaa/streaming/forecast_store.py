@@ -1,12 +1,12 @@
-"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v2/``, read by Spark.
+"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v3/``, read by Spark.
 
 Every table is written by *steps*: a step processes the final hours ``a … b`` and writes its
-rows under ``step=<a>`` (``pending`` under ``target_hour=<h>/step=<a>``) with dynamic partition
-overwrite, so a step that a crash interrupted is simply done again: the same directories are
-replaced, never appended to twice. Steps are contiguous, so step ``a_i`` covers the hours
-``a_i … a_{i+1} − 1``; :meth:`StepTable.read_hours` opens only the directories of the hours it
-is asked for. ``state.json`` (written atomically after a step) names the last final hour; on
-start, any directory of a later step is left over from an interrupted step and is removed.
+rows under ``step=<a>`` (overwriting that directory), so a step that a crash interrupted is
+simply done again: the same directories are replaced, never appended to twice. Steps are
+contiguous, so step ``a_i`` covers the hours ``a_i … a_{i+1} − 1``; :meth:`StepTable.read_hours`
+opens only the directories of the hours it is asked for. ``state.json`` (written atomically
+after a step) names the last final hour; on start, any directory of a later step is left over
+from an interrupted step and is removed.
 
 =================  ===========================================================================
 ``incoming/``      hourly means as they arrive from Kafka (``hour=<h>``, appended per
@@ -42,13 +42,14 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from moaa.streaming.forecast_features import CUM_FIELDS, FEATURES, PREDICTORS, RAW_FIELDS
+from moaa.streaming.forecast_features import CUM_FIELDS, FEATURES, LEADS, PREDICTORS, RAW_FIELDS
 
 __all__ = [
     "CANDIDATE_SCHEMA",
     "HOURS_SCHEMA",
     "INCOMING_SCHEMA",
     "LAYOUT",
+    "OLD_LAYOUTS",
     "PENDING_SCHEMA",
     "SKILL_TABLE_SCHEMA",
     "EngineState",
@@ -56,9 +57,11 @@ __all__ = [
     "StepTable",
 ]
 
-#: The directory of this layout under the checkpoint directory. The forecast job of earlier
-#: versions kept another layout in ``forecast/`` (Python-side history): it is not read.
-LAYOUT = "forecast.v2"
+#: The directory of this layout under the checkpoint directory. Earlier versions of the job kept
+#: other layouts (``forecast/``: Python-side history; ``forecast.v2/``: pending forecasts by
+#: target hour): they are not read (:data:`OLD_LAYOUTS`), the job re-reads the retained stats.
+LAYOUT = "forecast.v3"
+OLD_LAYOUTS = ("forecast", "forecast.v2")
 
 _D, _L, _S = DoubleType(), LongType(), StringType()
 
@@ -97,6 +100,7 @@ CANDIDATE_SCHEMA = StructType(
 PENDING_SCHEMA = StructType(
     [
         StructField("station_id", _S, False),
+        StructField("target_hour", _L, False),
         StructField("lead", IntegerType(), False),
         *(StructField(f"v_{p}", _D) for p in PREDICTORS),
     ]
@@ -135,17 +139,20 @@ class StepTable:
         return _ints(self.root, _STEP)
 
     def write(self, df: DataFrame, step: int) -> None:
-        """Replace step ``step``'s rows with ``df`` (one file)."""
-        from pyspark.sql import functions as F  # noqa: PLC0415
+        """Replace step ``step``'s rows with ``df`` (one file). The step's own directory is the
+        output path: writing it does not invalidate a cached DataFrame that reads *other*
+        steps of the table (Spark drops the cache of every plan reading under the path it
+        writes, and the step's pass, which feeds every write of the step, reads this table)."""
+        df.coalesce(1).write.mode("overwrite").parquet(str(self.root / f"step={step}"))
 
-        (
-            df.withColumn("step", F.lit(step).cast(LongType()))
-            .coalesce(1)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("step")
-            .parquet(str(self.root))
-        )
+    def read_all(self) -> DataFrame:
+        """Every row of every step."""
+        steps = self.steps()
+        if not steps:
+            return _empty(self.spark, self.schema)
+        paths = [str(self.root / f"step={a}") for a in steps]
+        df = self.spark.read.schema(self.schema).option("basePath", str(self.root)).parquet(*paths)
+        return df.select(*self.schema.fieldNames())
 
     def read_hours(self, hours: Iterable[int]) -> DataFrame:
         """The rows whose hour column is one of ``hours`` (only their steps are opened)."""
@@ -227,7 +234,7 @@ class ForecastStore:
         self.incoming_dir = root / "incoming"
         self.hours = StepTable(spark, root / "hours", HOURS_SCHEMA, "hour")
         self.candidates = StepTable(spark, root / "candidates", CANDIDATE_SCHEMA, "issue_hour")
-        self.pending_dir = root / "pending"
+        self.pending = StepTable(spark, root / "pending", PENDING_SCHEMA, "target_hour")
         self.train_dir = root / "train"
         self.skill_dir = root / "skill"
         self.state_path = root / "state.json"
@@ -240,25 +247,19 @@ class ForecastStore:
         )
 
     def read_incoming(self, first: int, last: int) -> DataFrame:
-        """The latest hourly means of hours ``first … last`` (one row per station and hour)."""
-        from pyspark.sql import Window  # noqa: PLC0415
-        from pyspark.sql import functions as F  # noqa: PLC0415
-
+        """The hourly means of hours ``first … last`` as they arrived: a station and hour may
+        have several (a replayed batch); the latest by batch, partition and offset counts."""
         present = set(_ints(self.incoming_dir, _HOUR))
         paths = [
             str(self.incoming_dir / f"hour={h}") for h in range(first, last + 1) if h in present
         ]
         if not paths:
             return _empty(self.spark, INCOMING_SCHEMA)
-        rows = (
+        return (
             self.spark.read.schema(INCOMING_SCHEMA)
             .option("basePath", str(self.incoming_dir))
             .parquet(*paths)
         )
-        latest = Window.partitionBy("station_id", "hour").orderBy(
-            F.col("batch_id").desc(), F.col("partition").desc(), F.col("offset").desc()
-        )
-        return rows.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
 
     def drop_incoming(self, through: int) -> None:
         for h in _ints(self.incoming_dir, _HOUR):
@@ -268,51 +269,20 @@ class ForecastStore:
     # -- pending forecasts -------------------------------------------------------------------
 
     def write_pending(self, df: DataFrame, step: int) -> None:
-        """Forecast points issued by step ``step`` (columns ``target_hour`` and those of
-        :data:`PENDING_SCHEMA`), by target hour, replacing that step's."""
-        from pyspark.sql import functions as F  # noqa: PLC0415
-
-        (
-            df.select("target_hour", *PENDING_SCHEMA.fieldNames())
-            .withColumn("step", F.lit(step).cast(LongType()))
-            .coalesce(1)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("target_hour", "step")
-            .parquet(str(self.pending_dir))
-        )
+        """Forecast points issued by step ``step`` (columns of :data:`PENDING_SCHEMA`),
+        replacing that step's."""
+        self.pending.write(df.select(*PENDING_SCHEMA.fieldNames()), step)
 
     def read_pending(self, first: int, last: int) -> DataFrame:
-        """Forecast points whose target hour is in ``first … last``, with ``target_hour``."""
+        """Forecast points whose target hour is in ``first … last`` (the steps still kept are
+        those with a target not verified yet: a few dozen directories at most)."""
         from pyspark.sql import functions as F  # noqa: PLC0415
 
-        present = set(_ints(self.pending_dir, re.compile(r"target_hour=(-?\d+)")))
-        hours = [h for h in range(first, last + 1) if h in present]
-        schema = StructType([*PENDING_SCHEMA.fields, StructField("target_hour", _L)])
-        if not hours:
-            return _empty(self.spark, schema)
-        frames = [
-            self.spark.read.schema(PENDING_SCHEMA)
-            .parquet(str(self.pending_dir / f"target_hour={h}"))
-            .withColumn("target_hour", F.lit(h).cast(LongType()))
-            for h in hours
-        ]
-        out = frames[0]
-        for frame in frames[1:]:
-            out = out.unionByName(frame)
-        return out.select(*schema.fieldNames())
+        return self.pending.read_all().where(F.col("target_hour").between(first, last))
 
-    def drop_pending(self, through: int | None = None, steps_after: int | None = None) -> None:
-        """Remove verified target hours (``<= through``), or an interrupted step's forecasts."""
-        pattern = re.compile(r"target_hour=(-?\d+)")
-        for h in _ints(self.pending_dir, pattern):
-            target = self.pending_dir / f"target_hour={h}"
-            if through is not None and h <= through:
-                shutil.rmtree(target, ignore_errors=True)
-            elif steps_after is not None:
-                for a in _ints(target, _STEP):
-                    if a > steps_after:
-                        shutil.rmtree(target / f"step={a}", ignore_errors=True)
+    def drop_pending(self, through: int) -> None:
+        """Remove the steps whose every target hour is ``<= through`` (verified)."""
+        self.pending.drop_steps(before=through - LEADS + 1)
 
     # -- versioned tables (training set, skill sums) -----------------------------------------
 
@@ -325,9 +295,11 @@ class ForecastStore:
             return _empty(self.spark, schema)
         return self.spark.read.schema(schema).parquet(str(path))
 
-    def write_version(self, root: Path, version: int, df: DataFrame) -> None:
-        """Write ``v<version>`` whole (replacing a copy an interrupted step left)."""
-        df.coalesce(1).write.mode("overwrite").parquet(str(root / f"v{version}"))
+    def write_version(self, root: Path, version: int, df: DataFrame, files: int = 1) -> None:
+        """Write ``v<version>`` whole (replacing a copy an interrupted step left), in ``files``
+        files (the tasks that read it back)."""
+        df = df.repartition(files) if files > 1 else df.coalesce(1)
+        df.write.mode("overwrite").parquet(str(root / f"v{version}"))
 
     def drop_versions(self, root: Path, keep: Iterable[int | None]) -> None:
         kept = {k for k in keep if k is not None}
@@ -342,4 +314,4 @@ class ForecastStore:
         after = -(2**62) if last_final is None else last_final
         self.hours.drop_steps(after=after)
         self.candidates.drop_steps(after=after)
-        self.drop_pending(steps_after=after)
+        self.pending.drop_steps(after=after)
