@@ -165,6 +165,8 @@ schema = obj(
             {
                 "enabled": BOOL,
                 "metricsPort": PORT,
+                "partitions": {"type": "integer", "minimum": 1},
+                "trainMaxRows": {"type": "integer", "minimum": 1000},
                 "driver": SPARK_PROC,
                 "executor": SPARK_EXEC,
                 "checkpoint": PVC,

@@ -22,6 +22,8 @@ from moaa.streaming.forecast_features import (
     issue_features,
     last_value,
     lead_basis,
+    skill_document,
+    skill_documents,
 )
 
 T = hour_index("2013-03-10T12:00:00Z")  # an issue hour (12 UTC)
@@ -239,3 +241,16 @@ def test_skill_book_mean_absolute_errors() -> None:
     again = SkillBook.from_json(book.to_json())
     assert again.document("ALL", T, 3) == doc
     assert set(doc["leads"][0]["mae"]) == set(PREDICTORS)
+
+
+def test_skill_documents_of_many_keys_equal_one_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 4, (50, LEADS)).astype(float)
+    counts[0] = 0  # nothing verified yet
+    sums = rng.random((50, len(PREDICTORS), LEADS)) * counts[:, None, :] * 2
+    sums[1, PREDICTORS.index("same_hour_yesterday")] = 0  # a perfect baseline: no skill
+    keys = [f"S{i}" for i in range(50)]
+    many = skill_documents(keys, sums, counts, T, 2)
+    assert many == [skill_document(k, sums[i], counts[i], T, 2) for i, k in enumerate(keys)]
+    assert many[0]["overall"] == {"n": 0, "mae": dict.fromkeys(PREDICTORS), "skill": None}
+    assert all(e["skill"] is None for e in many[1]["leads"]) and many[1]["overall"]["skill"] is None

@@ -36,7 +36,6 @@ step's directories, and the published keys are idempotent.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
@@ -76,6 +76,7 @@ from moaa.streaming.forecast_features import (
     linear_forecasts,
     needed_hours,
     skill_document,
+    skill_documents,
 )
 from moaa.streaming.forecast_model import ModelStore, StoredModel, coefficients, score, train
 from moaa.streaming.forecast_store import (
@@ -445,7 +446,7 @@ class ForecastEngine:
         if self.sink is None:
             return
         overall = self.spark.createDataFrame(
-            [("ALL", json.dumps(result.skill_all, separators=(",", ":")))],
+            [("ALL", _json(result.skill_all))],
             "key string, value string",
         )
         self.sink.skill(
@@ -809,14 +810,15 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
         outputs.append(_frame("total", totals))
         touched = np.flatnonzero(err_n.sum(axis=1) > 0)
         if spec.station_skill and len(touched):
-            docs = [
-                json.dumps(
-                    skill_document(str(stations[i]), tot_s[i].T, tot_n[i], b, spec.version),
-                    separators=(",", ":"),
-                )
-                for i in touched
-            ]
-            outputs.append(_frame("skill_doc", {"key": stations[touched], "value": docs}))
+            docs = skill_documents(
+                [str(k) for k in stations[touched]],
+                tot_s[touched].transpose(0, 2, 1),
+                tot_n[touched],
+                b,
+                spec.version,
+            )
+            values = [_json(doc) for doc in docs]
+            outputs.append(_frame("skill_doc", {"key": stations[touched], "value": values}))
     outputs.append(
         _frame(
             "count",
@@ -843,6 +845,15 @@ def _latest_arrivals(left: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([left.loc[~new], arrived], ignore_index=True)
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(doc: dict[str, Any]) -> str:
+    """A document as compact JSON text (msgspec: several times faster than ``json``; the job
+    encodes one forecast and one skill document per station every hour)."""
+    return _ENCODER.encode(doc).decode()
+
+
 def _draw(station_ids: np.ndarray, hours: np.ndarray) -> np.ndarray:
     """A deterministic number in [0, 1) per station and hour (the candidates' sample)."""
     keys = pd.Series([f"{s}|{h}" for s, h in zip(station_ids, hours, strict=True)], dtype=object)
@@ -861,28 +872,22 @@ def _forecast_frame(
         for k in range(int(issued.max()) - lo + LEADS + 1 if len(issued) else 0)
     ]
 
-    def fmt(hour: int) -> str:
-        return text[int(hour) - lo]
-
+    rounded = np.round(values, 3).tolist()
     keys, docs = [], []
     for i in range(len(stations)):
-        issued_at = fmt(issued[i])
+        at = int(issued[i]) - lo
         doc = {
             "schema": FORECAST_SCHEMA,
             "station_id": stations[i],
-            "issued_at": issued_at,
+            "issued_at": text[at],
             "model_version": version,
             "points": [
-                {
-                    "lead": lead,
-                    "target_hour": fmt(issued[i] + lead),
-                    "value": round(float(values[i, lead - 1]), 3),
-                }
+                {"lead": lead, "target_hour": text[at + lead], "value": rounded[i][lead - 1]}
                 for lead in range(1, LEADS + 1)
             ],
         }
         if names[i] is not None and names[i] == names[i]:
             doc["name"] = names[i]
-        keys.append(f"{stations[i]}|{issued_at}")
-        docs.append(json.dumps(doc, separators=(",", ":")))
+        keys.append(f"{stations[i]}|{text[at]}")
+        docs.append(_json(doc))
     return _frame("forecast", {"key": keys, "value": docs, "station_id": stations, "hour": issued})

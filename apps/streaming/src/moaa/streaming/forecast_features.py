@@ -71,7 +71,7 @@ seen). **Skill** is ``1 − MAE(model) / MAE(same hour yesterday)`` (:data:`SKIL
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -107,6 +107,8 @@ __all__ = [
     "needed_hours",
     "skill",
     "skill_document",
+    "skill_documents",
+    "skill_values",
 ]
 
 #: Schema ids of the forecast job's output values (forecasts, forecast skill).
@@ -142,6 +144,7 @@ COVARIATES = ("dew_point_mean_c", "sea_level_pressure_mean_hpa", "wind_speed_mea
 PREDICTORS = ("model", "last_value", "same_hour_yesterday", "climatology")
 #: What the published skill means (the website and the metrics' help say the same).
 SKILL_DEFINITION = "1 − MAE(model) / MAE(same hour yesterday)"
+_BASELINE = PREDICTORS.index("same_hour_yesterday")
 
 #: Raw values of one station-hour in the final-hours table (NaN = missing).
 RAW_FIELDS = ("x", "dew", "slp", "wind")
@@ -491,9 +494,15 @@ def lead_basis(lead: float) -> list[float]:
 
 def skill(mae_model: float, mae_same_hour_yesterday: float) -> float | None:
     """:data:`SKILL_DEFINITION`; None when either MAE is unknown or the baseline's is 0."""
-    if math.isnan(mae_model) or math.isnan(mae_same_hour_yesterday) or mae_same_hour_yesterday == 0:
-        return None
-    return round(float(1 - mae_model / mae_same_hour_yesterday), 6)
+    value = float(skill_values(np.float64(mae_model), np.float64(mae_same_hour_yesterday)))
+    return None if math.isnan(value) else round(value, 6)
+
+
+def skill_values(mae_model: np.ndarray, mae_baseline: np.ndarray) -> np.ndarray:
+    """:data:`SKILL_DEFINITION` element by element; NaN when either MAE is unknown or the
+    baseline's is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mae_baseline == 0, math.nan, 1 - mae_model / mae_baseline)
 
 
 def skill_document(
@@ -502,29 +511,58 @@ def skill_document(
     """The ``forecast-skill.v1`` value of ``key`` (a station or ``ALL``) from its error sums
     ``sums`` (``(len(PREDICTORS), 24)``: Σ|error| per predictor and lead) and ``counts``
     (``(24,)``: verified points per lead). NaN never appears: None instead."""
-    sums = np.asarray(sums, dtype=float)
-    counts = np.asarray(counts, dtype=float)
-    total = counts.sum()
+    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    return skill_documents([key], sums[None], counts[None], updated_hour, model_version)[0]
+
+
+def skill_documents(
+    keys: Sequence[str],
+    sums: np.ndarray,
+    counts: np.ndarray,
+    updated_hour: int,
+    model_version: int,
+) -> list[dict[str, object]]:
+    """:func:`skill_document` of many keys at once (``sums`` ``(k, 4, 24)``, ``counts``
+    ``(k, 24)``), vectorized: the job builds one per station every hour."""
+    total = counts.sum(axis=1)  # (k,)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_lead = np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
-        overall = sums.sum(axis=1) / total if total else np.full(len(PREDICTORS), math.nan)
-    leads = [
-        {
-            "lead": lead,
-            "n": int(counts[lead - 1]),
-            "mae": _maes(per_lead[:, lead - 1]),
-            "skill": skill(per_lead[0, lead - 1], per_lead[2, lead - 1]),
-        }
-        for lead in range(1, LEADS + 1)
-    ]
-    return {
-        "schema": SKILL_SCHEMA,
-        "station_id": key,
-        "updated_hour": hour_str(updated_hour),
-        "model_version": model_version,
-        "leads": leads,
-        "overall": {"n": int(total), "mae": _maes(overall), "skill": skill(overall[0], overall[2])},
-    }
+        per_lead = np.where(
+            counts[:, None, :] > 0, sums / np.maximum(counts, 1)[:, None, :], math.nan
+        )
+        overall = np.where(total[:, None] > 0, sums.sum(axis=2) / total[:, None], math.nan)
+        values = np.concatenate([per_lead, overall[:, :, None]], axis=2)  # (k, 4, 25)
+    skills = _nones(np.round(skill_values(values[:, 0], values[:, _BASELINE]), 6))  # (k, 25)
+    maes = _nones(np.round(values.transpose(0, 2, 1), 6))  # (k, 25, 4)
+    n = np.concatenate([counts, total[:, None]], axis=1).astype(np.int64).tolist()
+    updated = hour_str(updated_hour)
+    docs = []
+    for j, key in enumerate(keys):
+        entries = [
+            {
+                "n": n[j][i],
+                "mae": dict(zip(PREDICTORS, maes[j][i], strict=True)),
+                "skill": skills[j][i],
+            }
+            for i in range(LEADS + 1)
+        ]
+        docs.append(
+            {
+                "schema": SKILL_SCHEMA,
+                "station_id": key,
+                "updated_hour": updated,
+                "model_version": model_version,
+                "leads": [{"lead": lead, **entries[lead - 1]} for lead in range(1, LEADS + 1)],
+                "overall": entries[LEADS],
+            }
+        )
+    return docs
+
+
+def _nones(values: np.ndarray) -> list:
+    """``values.tolist()`` with None for NaN (any shape)."""
+    out = values.astype(object)
+    out[np.isnan(values)] = None
+    return out.tolist()
 
 
 @dataclass
@@ -558,11 +596,3 @@ class SkillBook:
             book.sums[key] = np.array(v["sums"], dtype=float)
             book.counts[key] = np.array(v["n"], dtype=float)
         return book
-
-
-def _clean(v: float) -> float | None:
-    return None if math.isnan(v) else round(float(v), 6)
-
-
-def _maes(values: np.ndarray) -> dict[str, float | None]:
-    return {p: _clean(v) for p, v in zip(PREDICTORS, values, strict=True)}
