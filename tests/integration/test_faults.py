@@ -1,0 +1,136 @@
+"""Faults of the infrastructure under a running replay: the Kafka broker and the MongoDB-wire
+server killed with ``kill -9`` and restarted on the same ports and data directories, as a
+node or pod restart would. The session's own broker and FerretDB are the ones killed (the
+same :class:`~moaa.localstack.services.Service` objects ``moaa local`` uses restart them),
+so every later test finds them healthy again.
+
+What must hold afterwards: the MongoDB collections equal the DuckDB ground truth (nothing
+lost, nothing counted twice) and the dead-letter topic holds exactly the expected rejects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moaa.dataprep.groundtruth import hourly_temperature_stats
+from moaa.dataprep.prepare import prepare
+from moaa.dataprep.synth import COLUMNS, synthesize
+from moaa.localstack.services import LocalStack, Service
+
+from .conftest import Pipeline, consume_all, wait_until
+from .test_stats import _check_summary, _mismatches, _settled
+
+pytestmark = pytest.mark.integration
+
+YEAR = 2020
+START = datetime(YEAR, 1, 1, tzinfo=UTC)
+DAYS = 12
+HOURS = DAYS * 24
+
+
+@pytest.fixture(scope="module")
+def synth_replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """Two synthetic stations, 12 days, 3 % malformed rows: raw files, dataset, manifest."""
+    raw = tmp_path_factory.mktemp("faults-raw")
+    manifest = synthesize(2, YEAR, raw, seed=15, malformed_rate=0.03, days=DAYS)
+    dataset = tmp_path_factory.mktemp("faults-dataset")
+    prepare(raw, dataset, YEAR)
+    return raw, dataset, manifest
+
+
+def _well_formed(row: list[str]) -> bool:
+    """Whether a synthetic row is none of the kinds ``moaa synth`` malforms on purpose (the
+    DuckDB oracle reads well-formed ISD files; flagged temperatures it excludes itself)."""
+    if len(row) != len(COLUMNS):
+        return False
+    values = dict(zip(COLUMNS, row, strict=True))
+    try:
+        datetime.strptime(values["DATE"], "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007 - a format check
+    except ValueError:
+        return False
+    return abs(float(values["LATITUDE"])) <= 90 and values["TMP"].split(",")[0][1:].isdigit()
+
+
+def _truth(raw: Path, workdir: Path) -> dict[str, tuple[float, float, float, int]]:
+    """Per station and hour, by DuckDB, over the raw files without the malformed rows."""
+    clean = workdir / "clean"
+    clean.mkdir()
+    for path in raw.glob("*.csv"):
+        with path.open(newline="") as src, (clean / path.name).open("w", newline="") as out:
+            rows = csv.reader(src)
+            writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+            writer.writerow(next(rows))
+            writer.writerows(row for row in rows if _well_formed(row))
+    end = START + timedelta(hours=HOURS)
+    return {
+        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        for (station, hour), value in hourly_temperature_stats(clean).items()
+        if START <= hour < end
+    }
+
+
+def kill_9(service: Service) -> None:
+    """``kill -9`` a local service and everything it started; wait until it is gone."""
+    proc = service.process()
+    assert proc is not None, f"{service.name} is not running"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def _feed(pipeline: Pipeline) -> Any:
+    return pipeline.start_feeder(
+        "--tick", "0", "--hours", str(HOURS), "--start", f"{YEAR}-01-01T00:00:00"
+    )
+
+
+def _check_dead_letters(pipeline: Pipeline, manifest: dict[str, Any]) -> None:
+    """Exactly the expected rejects, each once (no resent batch doubled one)."""
+    expected = manifest["expected"]["rejected"]
+    dead = consume_all(pipeline.kafka_bootstrap, pipeline.dlq, sum(expected.values()), idle_s=3)
+    letters = [json.loads(m.value()) for m in dead]
+    assert Counter(d["reason"] for d in letters) == Counter(expected)
+    assert len({(d["source"], d["line"]) for d in letters}) == len(letters)
+
+
+def test_broker_killed_mid_replay_loses_nothing_and_doubles_nothing(
+    pipeline: Pipeline, local_stack: LocalStack, synth_replay: tuple[Path, Path, dict[str, Any]]
+) -> None:
+    raw, dataset, manifest = synth_replay
+    pipeline.dataset = dataset
+    jobs = {
+        "producer": pipeline.start_producer(),
+        "stats": pipeline.start_stats(),
+        "insert": pipeline.start_insert(),
+    }
+    feeder = _feed(pipeline)
+    pipeline.wait_for_checkpoint(f"{YEAR}-01-01T06:00:00Z")
+    assert feeder.poll() is None, "the replay finished before the kill: make it longer"
+
+    kafka = local_stack.services["kafka"]
+    kill_9(kafka)
+    down_at = time.monotonic()
+    time.sleep(3)  # batches in flight and new ones pile up in the producer meanwhile
+    kafka.start()  # same port, same log dir
+    print(f"broker down for {time.monotonic() - down_at:.1f} s")
+    assert feeder.wait(240) == 0, pipeline.log("feeder")[-3000:]
+
+    truth = _truth(raw, pipeline.workdir)
+    print(f"{len(truth)} station-hours, manifest {manifest['expected']}")
+    docs = _settled(pipeline, truth, timeout_s=240)
+    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
+    _check_summary(pipeline, truth)
+    _check_dead_letters(pipeline, manifest)
+    for name, proc in jobs.items():  # they rode the outage out: nobody restarted them
+        assert proc.poll() is None, f"{name} exited:\n{pipeline.log(name)[-3000:]}"
