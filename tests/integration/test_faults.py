@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import COLUMNS, synthesize
 from moaa.localstack.services import LocalStack, Service
+from moaa.localstack.testing import free_ports
 
 from .conftest import Pipeline, consume_all, wait_until
-from .test_stats import _check_summary, _mismatches, _settled
+from .test_stats import _check_summary, _mismatches, _settled, _wait_for_documents
 
 pytestmark = pytest.mark.integration
 
@@ -89,10 +91,53 @@ def kill_9(service: Service) -> None:
     proc.wait(30)
 
 
-def _feed(pipeline: Pipeline) -> Any:
+def _feed(pipeline: Pipeline, tick: float = 0) -> Any:
     return pipeline.start_feeder(
-        "--tick", "0", "--hours", str(HOURS), "--start", f"{YEAR}-01-01T00:00:00"
+        "--tick", str(tick), "--hours", str(HOURS), "--start", f"{YEAR}-01-01T00:00:00"
     )
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a GET (an error status is an answer too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - http://127.0.0.1 only
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError as exc:
+        return 0, {"error": str(exc)}
+
+
+def _committed(pipeline: Pipeline) -> dict[tuple[str, int], int]:
+    """The insert job's committed offsets (what it has written), by topic and partition."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.kafka_bootstrap,
+            "group.id": pipeline.env()["MOAA_INSERT_GROUP_ID"],
+        }
+    )
+    try:
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (pipeline.stats_topic, pipeline.summary_topic)
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def _end_offsets(pipeline: Pipeline, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    consumer = Consumer(
+        {"bootstrap.servers": pipeline.kafka_bootstrap, "group.id": "it-watermarks"}
+    )
+    try:
+        return {
+            (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            for t, p in parts
+        }
+    finally:
+        consumer.close()
 
 
 def _check_dead_letters(pipeline: Pipeline, manifest: dict[str, Any]) -> None:
@@ -133,4 +178,71 @@ def test_broker_killed_mid_replay_loses_nothing_and_doubles_nothing(
     _check_summary(pipeline, truth)
     _check_dead_letters(pipeline, manifest)
     for name, proc in jobs.items():  # they rode the outage out: nobody restarted them
+        assert proc.poll() is None, f"{name} exited:\n{pipeline.log(name)[-3000:]}"
+
+
+def test_database_killed_mid_write_the_insert_job_waits_and_the_site_recovers(
+    pipeline: Pipeline, local_stack: LocalStack, synth_replay: tuple[Path, Path, dict[str, Any]]
+) -> None:
+    raw, dataset, _ = synth_replay
+    pipeline.dataset = dataset
+    (port,) = free_ports(1)
+    site = f"http://127.0.0.1:{port}"
+    insert_ready = f"http://127.0.0.1:{pipeline.insert_port}/readyz"
+    jobs = {
+        "producer": pipeline.start_producer(),
+        "stats": pipeline.start_stats(),
+        "insert": pipeline.start_insert(),
+        "dashboard": pipeline._start(
+            "dashboard",
+            ["dashboard"],
+            pipeline.env(MOAA_DASHBOARD_PORT=str(port), MOAA_DASHBOARD_REFRESH_S="0.5"),
+        ),
+    }
+    feeder = _feed(pipeline, tick=0.1)  # about 30 s of replay: the insert job keeps writing
+    _wait_for_documents(pipeline, "hourly_stats", 20, timeout_s=180)
+    wait_until("the site ready", lambda: _get(f"{site}/readyz")[0] == 200, 60)
+    truth = _truth(raw, pipeline.workdir)
+    station = next(iter(truth)).split("|")[0]
+    assert _get(f"{site}/api/stations/{station}/forecast")[0] == 200
+
+    ferretdb = local_stack.services["ferretdb"]
+    kill_9(ferretdb)
+    down_at = time.monotonic()
+    status, body = wait_until(
+        "the site to report the outage", lambda: (s := _get(f"{site}/readyz"))[0] == 503 and s, 30
+    )
+    assert "mongodb unreachable" in body["reason"], body
+    status, body = _get(f"{site}/api/stations/{station}/forecast")
+    assert status == 503 and "MongoDB unreachable" in body["detail"], (status, body)
+    status, body = wait_until(
+        "the insert job to report the outage", lambda: (s := _get(insert_ready))[0] == 503 and s, 30
+    )
+    assert "mongodb unreachable" in body["reason"], body
+    wait_until("a failed write", lambda: "MongoDB write failed" in pipeline.log("insert"), 60)
+    # While it cannot write, the insert job commits nothing, though results keep coming.
+    before = _committed(pipeline)
+    time.sleep(4)
+    after = _committed(pipeline)
+    assert after == before
+    ends = wait_until(
+        "results the insert job has not written",
+        lambda: (
+            (e := _end_offsets(pipeline, list(after))) and any(e[k] > after[k] for k in e) and e
+        ),
+        60,
+    )
+    print(f"unwritten results at the restart: {sum(ends[k] - max(after[k], 0) for k in ends)}")
+
+    ferretdb.start()  # same port, same SQLite files
+    print(f"database down for {time.monotonic() - down_at:.1f} s")
+    wait_until("the site to recover", lambda: _get(f"{site}/readyz")[0] == 200, 60)
+    assert _get(f"{site}/api/stations/{station}/forecast")[0] == 200
+    wait_until("the insert job to recover", lambda: _get(insert_ready)[0] == 200, 60)
+    assert feeder.wait(240) == 0, pipeline.log("feeder")[-3000:]
+
+    docs = _settled(pipeline, truth, timeout_s=240)
+    assert _mismatches(docs, truth) == [], pipeline.log("insert")[-3000:]
+    _check_summary(pipeline, truth)
+    for name, proc in jobs.items():
         assert proc.poll() is None, f"{name} exited:\n{pipeline.log(name)[-3000:]}"
