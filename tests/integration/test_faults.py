@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -87,8 +88,10 @@ def kill_9(service: Service) -> None:
     """``kill -9`` a local service and everything it started; wait until it is gone."""
     proc = service.process()
     assert proc is not None, f"{service.name} is not running"
+    group = [proc, *proc.children(recursive=True)]
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
+    _, alive = psutil.wait_procs(group, 30)
+    assert not alive, alive
 
 
 def _feed(pipeline: Pipeline, tick: float = 0) -> Any:

@@ -62,7 +62,11 @@ def _print_status(stack: LocalStack, names: list[str] | None, as_json: bool) -> 
             state = (
                 "[green]healthy"
                 if s.healthy
-                else ("[yellow]unhealthy" if s.running else "[red]stopped")
+                else (
+                    "[yellow]unhealthy"
+                    if s.running
+                    else ("[bold red]failed" if s.failed else "[red]stopped")
+                )
             )
             table.add_row(s.name, state, str(s.pid or "-"), s.address, s.detail)
         console.print(table)

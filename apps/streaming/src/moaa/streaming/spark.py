@@ -19,6 +19,7 @@ from pydantic import Field
 from pyspark.sql import SparkSession
 
 from moaa.common.kafka import KafkaSettings
+from moaa.common.ops import exit_now, exit_on_thread_crash
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
@@ -152,6 +153,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
     An ``OutOfMemoryError`` in the driver ends its JVM (``-XX:+ExitOnOutOfMemoryError``, see
     :func:`build_session`); the Python side then sees the JVM gone and exits here.
     """
+    exit_on_thread_crash(component)
     try:
         main()
     except (KeyboardInterrupt, SystemExit) as exc:
@@ -159,7 +161,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
         if code in (None, 0):
             return
         log.critical("%s job failed: %s", component, code)
-        _exit(1)
+        exit_now(1)
     except BaseException as exc:
         log.critical(
             "%s job failed: %s: %s (if the Spark driver ran out of memory, its log above says "
@@ -169,15 +171,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
             str(exc).splitlines()[0] if str(exc) else "",
             exc_info=exc,
         )
-        _exit(1)
-
-
-def _exit(code: int) -> None:
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        exit_now(1)
 
 
 def kafka_options(settings: KafkaSettings) -> dict[str, str]:
