@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
@@ -162,6 +162,11 @@ def test_broker_killed_mid_replay_loses_nothing_and_doubles_nothing(
         "stats": pipeline.start_stats(),
         "insert": pipeline.start_insert(),
     }
+    # Foreign messages on the observations topic too: dropped, logged, never a lost good one.
+    foreign = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
+    for value in (b"\xff not json", b"[1, 2]", b'{"obs_id": "no time"}'):
+        foreign.produce(pipeline.topic, value, b"72502014734")
+    assert foreign.flush(30) == 0
     feeder = _feed(pipeline)
     pipeline.wait_for_checkpoint(f"{YEAR}-01-01T06:00:00Z")
     assert feeder.poll() is None, "the replay finished before the kill: make it longer"
@@ -180,6 +185,8 @@ def test_broker_killed_mid_replay_loses_nothing_and_doubles_nothing(
     assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
     _check_summary(pipeline, truth)
     _check_dead_letters(pipeline, manifest)
+    assert '"reason": "not_an_observation"' in pipeline.log("stats")
+    assert '"skipped_total": 3' in pipeline.log("stats")
     for name, proc in jobs.items():  # they rode the outage out: nobody restarted them
         assert proc.poll() is None, f"{name} exited:\n{pipeline.log(name)[-3000:]}"
 

@@ -130,10 +130,18 @@ def _jvm_exit_code(spark: SparkSession) -> int | None:
     return None if proc is None else proc.poll()
 
 
-def supervise(spark: SparkSession, queries: Iterable[Any], stop: threading.Event) -> None:
-    """Wait until ``stop`` is set; raise when a query stops by itself or the JVM is gone."""
+def supervise(
+    spark: SparkSession,
+    queries: Iterable[Any],
+    stop: threading.Event,
+    every_second: Callable[[], None] | None = None,
+) -> None:
+    """Wait until ``stop`` is set; raise when a query stops by itself or the JVM is gone.
+    ``every_second`` (e.g. reading the queries' progress) runs once per check."""
     queries = list(queries)
     while not stop.wait(1.0):
+        if every_second is not None:
+            every_second()
         code = _jvm_exit_code(spark)
         if code is not None:
             raise SparkDriverLost(f"the Spark driver JVM exited with code {code}")
