@@ -34,7 +34,8 @@ Services = Annotated[
     list[str] | None,
     typer.Argument(
         help="kafka, ferretdb, producer, stats, insert. Default: up starts kafka and "
-        "ferretdb, down stops everything, status shows the services and any running component."
+        "ferretdb, down stops everything, status shows the services and any running or "
+        "failed component (one that ended without `down`: its exit code and log tail)."
     ),
 ]
 
