@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -82,5 +83,27 @@ def test_stale_pid_file_is_ignored(tmp_path) -> None:
     run.mkdir()
     (run / "kafka.json").write_text(json.dumps({"pid": 1, "create_time": 0.0, "ports": []}))
     assert stack.services["kafka"].process() is None
-    assert not (run / "kafka.json").exists()
+    # not running, and nobody stopped it: failed (e.g. a reboot, or a kill -9) until cleared
+    assert stack.services["kafka"].status().failed
     assert stack.down() == []
+    assert not (run / "kafka.json").exists()
+    assert not stack.services["kafka"].status().failed
+
+
+def test_a_crashed_component_shows_as_failed_with_its_log(local_stack: LocalStack) -> None:
+    producer = local_stack.services["producer"]
+    local_stack.up(["producer"])
+    try:
+        (child,) = producer.process().children()  # type: ignore[union-attr]
+        child.kill()  # the component itself dies; the shell that started it records how
+        child.wait(10)
+        deadline = time.monotonic() + 10
+        while producer.process() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = {s.name: s for s in local_stack.status()}["producer"]
+        assert status.failed and not status.running, status
+        assert status.detail.startswith("exited with code 137 (signal 9), not by `moaa local down`")
+        assert "producer serving" in status.detail  # the last log lines
+    finally:
+        local_stack.down(["producer"])
+    assert "producer" not in {s.name for s in local_stack.status()}

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
-from moaa.streaming.stats import OBSERVATION_SCHEMA, hourly_stats
+from moaa.streaming.stats import (
+    OBSERVATION_SCHEMA,
+    UNREADABLE_METRICS,
+    UnreadableLog,
+    hourly_stats,
+    parse_observations,
+)
 
 
 def _obs(obs_id: str, minute: int, temp: float, dew: float | None = None) -> tuple:
@@ -30,3 +37,43 @@ def test_redelivered_records_count_once(spark) -> None:
     assert row.mean_c == pytest.approx(8.0 / 3, abs=1e-12)
     assert row.dew_point_mean_c == pytest.approx(-1.5)
     assert row.sea_level_pressure_mean_hpa is None
+
+
+def test_messages_that_are_not_observations_are_dropped_and_only_they(spark) -> None:
+    good = (
+        '{"obs_id":"a","station_id":"S1","ts":"2013-01-01T10:00:00Z","temperature_c":1.5}',
+        '{"obs_id":"b","station_id":"S1","ts":"2013-01-01T10:20:00Z","temperature_c":2.5}',
+    )
+    foreign = ("not json", "[1, 2]", '{"obs_id": "c"}', '{"ts": "2013-01-01T10:00:00Z"}', None)
+    frame = spark.createDataFrame([(v,) for v in (*good, *foreign)], "value string")
+    rows = parse_observations(frame, "2 hours", dedupe=False, count_unreadable=True).collect()
+    assert sorted(r.obs_id for r in rows) == ["a", "b"]
+
+
+class _Query:
+    def __init__(self) -> None:
+        self.recentProgress: list[SimpleNamespace] = []
+
+
+def _progress(batch: int, messages: int, unreadable: int) -> SimpleNamespace:
+    metrics = {UNREADABLE_METRICS: {"messages": messages, "unreadable": unreadable}}
+    return SimpleNamespace(batchId=batch, observedMetrics=metrics)
+
+
+def test_unreadable_messages_are_logged_once_per_batch(caplog: pytest.LogCaptureFixture) -> None:
+    query = _Query()
+    watch = UnreadableLog(query, "weather.observations")
+    query.recentProgress = [_progress(0, 9, 0), _progress(1, 9, 2)]
+    watch()
+    watch()  # the same progress again: nothing new
+    query.recentProgress.append(_progress(2, 5, 3))
+    watch()
+    query.recentProgress.append(SimpleNamespace(batchId=3, observedMetrics=None))
+    watch()
+    query.recentProgress = None  # type: ignore[assignment] # a broken progress never raises
+    watch()
+    skipped = [r for r in caplog.records if r.getMessage().startswith("skipped")]
+    assert [(r.skipped, r.skipped_total, r.reason) for r in skipped] == [  # type: ignore[attr-defined]
+        (2, 2, "not_an_observation"),
+        (3, 5, "not_an_observation"),
+    ]

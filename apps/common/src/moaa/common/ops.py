@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-__all__ = ["OpsServer", "ReadyCheck", "run_component"]
+__all__ = ["OpsServer", "ReadyCheck", "exit_now", "exit_on_thread_crash", "run_component"]
 
 log = logging.getLogger(__name__)
 ReadyCheck = Callable[[], tuple[bool, str]]
@@ -76,6 +78,44 @@ class OpsServer:
         self._server.server_close()
 
 
+def exit_now(code: int) -> None:
+    """End the process with ``code`` at once, logs flushed: no cleanup that could wait on
+    something already broken (a dead JVM, a stuck thread), so never a hang."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def exit_on_thread_crash(component: str) -> None:
+    """Make an unhandled exception in any thread end the whole process with exit code 1.
+
+    Python's default only prints the traceback and lets the thread die, so the process would
+    live on without, e.g., the thread that serves Kafka's delivery reports: alive and
+    healthy-looking, but stuck. One critical log line (with the traceback), then exit, so
+    the supervisor (Kubernetes, ``moaa local status``) sees a failure and restarts it.
+    """
+
+    def _hook(args: threading.ExceptHookArgs) -> None:
+        if issubclass(args.exc_type, SystemExit) and args.exc_value.code in (None, 0):  # type: ignore[union-attr]
+            return
+        name = args.thread.name if args.thread else "?"
+        try:
+            log.critical(
+                "%s: unhandled %s in thread %s; exiting",
+                component,
+                args.exc_type.__name__,
+                name,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+                extra={"crashed_thread": name},
+            )
+        finally:
+            exit_now(1)
+
+    threading.excepthook = _hook
+
+
 def run_component(
     component: str,
     port: int,
@@ -94,6 +134,7 @@ def run_component(
     from moaa.common.metrics import publish_build_info  # noqa: PLC0415 - avoid an import cycle
 
     publish_build_info(component, "0.1.0")
+    exit_on_thread_crash(component)
     ops = OpsServer(port, ready).start() if port else None
 
     def _on_signal(signum: int, _frame: object) -> None:

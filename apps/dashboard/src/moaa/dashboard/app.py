@@ -41,6 +41,7 @@ from pymongo.errors import PyMongoError
 
 from moaa.dashboard.live import Catalogue, Encoded, LiveCache, LiveView, iso_hour
 from moaa.dashboard.models import (
+    Error,
     Now,
     Pipeline,
     SearchHit,
@@ -198,6 +199,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         description="Hourly weather stats, forecasts and the pipeline's health, read from "
         "MongoDB (read-only). Times are UTC; temperatures in °C.",
         lifespan=lifespan,
+        responses={503: {"model": Error, "description": "MongoDB is unreachable right now"}},
         docs_url=None,  # served below with the local Swagger UI (no CDN)
         redoc_url=None,
     )
@@ -258,7 +260,9 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         )
 
     # --- JSON API ---------------------------------------------------------------------
-    @app.get("/api/now", response_model=Now, tags=["stats"])
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": Error}}
+
+    @app.get("/api/now", response_model=Now, tags=["stats"], responses=not_found)
     def now(
         request: Request,
         hour: Annotated[
@@ -347,7 +351,12 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
         skill = readers.submit(store.skill, station_id)
         return {"forecast": forecast.result(), "skill": skill.result()}
 
-    @app.get("/api/stations/{station_id}", response_model=StationPage, tags=["stations"])
+    @app.get(
+        "/api/stations/{station_id}",
+        response_model=StationPage,
+        tags=["stations"],
+        responses=not_found,
+    )
     def station(
         station_id: str,
         hours: Annotated[int, Query(ge=1, le=24 * 14, description="How many hours back.")] = 48,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from moaa.common.logs import configure_logging
 from moaa.common.metrics import publish_build_info
+from moaa.common.ops import exit_on_thread_crash
 
 __all__ = ["command"]
 
@@ -23,6 +24,7 @@ def command() -> None:
     settings = DashboardSettings()
     configure_logging(settings.log_level, settings.log_format, component="dashboard")
     publish_build_info("dashboard", "0.1.0")
+    exit_on_thread_crash("dashboard")
     uvicorn.run(
         create_app(settings),
         host=settings.dashboard_host,

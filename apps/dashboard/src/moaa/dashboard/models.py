@@ -42,6 +42,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Error(_Model):
+    """Why a request was not answered (a 404, or a 503 while MongoDB is unreachable)."""
+
+    detail: str = Field(description="What was wrong, in words.")
+
+
 class HourStats(_Model):
     """One station's figures for one UTC hour (``hourly_stats``)."""
 

@@ -34,7 +34,8 @@ Services = Annotated[
     list[str] | None,
     typer.Argument(
         help="kafka, ferretdb, producer, stats, insert. Default: up starts kafka and "
-        "ferretdb, down stops everything, status shows the services and any running component."
+        "ferretdb, down stops everything, status shows the services and any running or "
+        "failed component (one that ended without `down`: its exit code and log tail)."
     ),
 ]
 
@@ -62,7 +63,11 @@ def _print_status(stack: LocalStack, names: list[str] | None, as_json: bool) -> 
             state = (
                 "[green]healthy"
                 if s.healthy
-                else ("[yellow]unhealthy" if s.running else "[red]stopped")
+                else (
+                    "[yellow]unhealthy"
+                    if s.running
+                    else ("[bold red]failed" if s.failed else "[red]stopped")
+                )
             )
             table.add_row(s.name, state, str(s.pid or "-"), s.address, s.detail)
         console.print(table)

@@ -4,7 +4,11 @@ Each service runs as its own detached process (its own session, so ``Ctrl-C`` in
 terminal that started it does not kill it), writes its log under
 ``<state>/logs/<name>.log`` and records ``<state>/run/<name>.json`` (pid, process start
 time, ports). The start time guards against pid reuse: a pid file whose process is
-gone, or is another process now, is stale and ignored.
+gone, or is another process now, does not count as running. A service that ends without
+``moaa local down`` (a crash, ``kill -9``, an OOM kill) leaves its pid file behind and, when
+it exited by itself, its exit code in ``<state>/run/<name>.exit`` (written by the ``sh``
+that starts it): ``moaa local status`` shows it as *failed*, with the code and the last log
+lines, until ``moaa local up`` starts it again or ``moaa local down`` clears it.
 
 The same :class:`LocalStack` runs ``moaa local up`` and the pytest session fixtures
 (with a temporary state dir and free ports), so the tests exercise what users run.
@@ -82,6 +86,13 @@ def _port_owner(port: int) -> str:
     return "another process"
 
 
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return "(no log yet)"
@@ -98,6 +109,8 @@ class ServiceStatus:
     pid: int | None
     address: str
     detail: str
+    #: Not running, and nobody stopped it: it crashed or was killed (``detail`` says how).
+    failed: bool = False
 
 
 class Service(ABC):
@@ -140,8 +153,16 @@ class Service(ABC):
     def _pid_path(self) -> Path:
         return self.state_dir / "run" / f"{self.name}.json"
 
+    @property
+    def _exit_path(self) -> Path:
+        return self.state_dir / "run" / f"{self.name}.exit"
+
+    def _forget(self) -> None:
+        self._pid_path.unlink(missing_ok=True)
+        self._exit_path.unlink(missing_ok=True)
+
     def process(self) -> psutil.Process | None:
-        """The running process of this service, or ``None`` (stale pid files are removed)."""
+        """The running process of this service, or ``None``."""
         try:
             info = json.loads(self._pid_path.read_text())
             proc = psutil.Process(info["pid"])
@@ -152,15 +173,29 @@ class Service(ABC):
                 return proc
         except (FileNotFoundError, json.JSONDecodeError, KeyError, psutil.Error):
             pass
-        self._pid_path.unlink(missing_ok=True)
         return None
+
+    def failure(self) -> str | None:
+        """How the service ended if it is not running and nobody stopped it, else ``None``."""
+        if not self._pid_path.exists() or self.process() is not None:
+            return None
+        try:
+            code = int(self._exit_path.read_text())
+            how = f"exited with code {code}" + (f" (signal {code - 128})" if code > 128 else "")
+        except (FileNotFoundError, ValueError):
+            how = "was killed (no exit code: its whole process group ended)"
+        return f"{how}, not by `moaa local down`. Last log lines ({self.log_path}):\n" + _tail(
+            self.log_path, 10
+        )
 
     def status(self) -> ServiceStatus:
         proc = self.process()
-        healthy, detail = self.check_health() if proc else (False, "not running")
-        return ServiceStatus(
-            self.name, proc is not None, healthy, proc.pid if proc else None, self.address, detail
-        )
+        if proc is None:
+            failure = self.failure()
+            detail = failure or "not running"
+            return ServiceStatus(self.name, False, False, None, self.address, detail, bool(failure))
+        healthy, detail = self.check_health()
+        return ServiceStatus(self.name, True, healthy, proc.pid, self.address, detail)
 
     def start(self) -> None:
         """Start the process unless it already runs, then wait until it is healthy."""
@@ -177,9 +212,13 @@ class Service(ABC):
             cmd = self.command()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._pid_path.parent.mkdir(parents=True, exist_ok=True)
+            self._forget()
+            # A shell records the exit code when the service ends by itself (not when the
+            # whole process group is stopped or killed): `status` then says how it failed.
+            record_exit = ["sh", "-c", '"$@"; echo $? > "$0"', str(self._exit_path)]
             with self.log_path.open("ab") as out:
                 proc = subprocess.Popen(
-                    cmd,
+                    [*record_exit, *cmd],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -217,16 +256,19 @@ class Service(ABC):
         """Stop gracefully (SIGTERM), then SIGKILL after ``timeout_s``. True if it was running."""
         proc = self.process()
         if proc is None:
+            self._forget()  # a failed service is cleared
             return False
+        # The whole group: the recording shell ends at once, the service when it has stopped.
+        members = [proc, *_children(proc)]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except psutil.TimeoutExpired:
+        _, alive = psutil.wait_procs(members, timeout_s)
+        if alive:
             log.warning("%s did not stop within %.0f s, killing it", self.name, timeout_s)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        self._pid_path.unlink(missing_ok=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            psutil.wait_procs(alive, 10)
+        self._forget()
         log.info("%s stopped", self.name)
         return True
 
@@ -535,9 +577,14 @@ class LocalStack:
         return [svc.name for svc in reversed(self.select(names)) if svc.stop()]
 
     def status(self, names: list[str] | None = None) -> list[ServiceStatus]:
-        """Status of ``names`` (default: the infrastructure and any running component)."""
+        """Status of ``names`` (default: the infrastructure and any running or failed
+        component)."""
         if names is None:
-            names = [n for n, s in self.services.items() if n in INFRASTRUCTURE or s.process()]
+            names = [
+                n
+                for n, s in self.services.items()
+                if n in INFRASTRUCTURE or s.process() or s.failure()
+            ]
         return [svc.status() for svc in self.select(names)]
 
     def env_exports(self) -> dict[str, str]:

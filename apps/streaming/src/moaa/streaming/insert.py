@@ -11,7 +11,14 @@ finished hour, a new forecast), then ``$set`` upserts for the keys that already 
 ``MOAA_INSERT_BULK_OPS``. Inserting first is what makes the FerretDB test stand-in fast:
 it answers every write addressed by ``_id`` with a collection scan but checks an insert's
 ``_id`` against its unique index. A crash between write and commit replays the batch: the
-same documents again, no duplicate. Collections and their keys:
+same documents again, no duplicate.
+
+A message that is not a result of its topic (not a JSON object, no key, a field name MongoDB
+cannot store, or without the fields its collection is read by) is skipped, counted by reason
+(``weather_insert_invalid_messages_total``) and logged; so is a document MongoDB itself
+refuses (found by writing that batch one document at a time): one bad message never blocks
+the rest. While MongoDB is unreachable the batch is retried with backoff and nothing is
+committed. Collections and their keys:
 
 * ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
 * ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``;
@@ -33,7 +40,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from prometheus_client import Counter, Histogram
 from pydantic import Field, SecretStr
 from pymongo import ASCENDING, MongoClient, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError, WriteConcernError
 
 from moaa.common.kafka import (
     TOPIC_FORECAST_SKILL,
@@ -45,7 +52,15 @@ from moaa.common.kafka import (
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 
-__all__ = ["InsertSettings", "Inserter", "command", "fields_for", "upsert_all"]
+__all__ = [
+    "ForeignMessage",
+    "InsertSettings",
+    "Inserter",
+    "command",
+    "fields_for",
+    "result_document",
+    "upsert_all",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +81,9 @@ WRITE_LATENCY = Histogram(
 )
 MESSAGES = Counter("weather_insert_messages_total", "Result messages consumed, by topic", ["topic"])
 INVALID = Counter(
-    "weather_insert_invalid_messages_total", "Messages that were not JSON objects, skipped"
+    "weather_insert_invalid_messages_total",
+    "Messages skipped as unreadable or not a result of their topic, by reason",
+    ["reason"],
 )
 RESULT_AGE = Histogram(
     "weather_insert_result_age_seconds",
@@ -136,6 +153,58 @@ def fields_for(value: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+#: The fields each collection's readers find a result by (dates as dates): a message
+#: without them is not a result of its topic.
+REQUIRED_FIELDS = {
+    "hourly_stats": ("station_id", "hour"),
+    "hourly_summary": ("hour",),
+    "forecasts": ("station_id", "issued_at"),
+    "forecast_skill": ("station_id", "updated_hour"),
+}
+_DECODER = msgspec.json.Decoder(dict)
+
+
+class ForeignMessage(ValueError):
+    """A message the insert job does not store; ``reason`` labels the metric."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _unstorable(name: str) -> bool:
+    return name == "_id" or name.startswith("$") or "." in name or "\0" in name
+
+
+def result_document(collection: str, key: bytes | None, value: bytes | None) -> tuple[str, dict]:
+    """``(_id, fields)`` of one result message for ``collection``; raises
+    :class:`ForeignMessage` (with the reason) for anything else."""
+    if key is None:
+        raise ForeignMessage("no_key", "a message without a key")
+    try:
+        doc_id = key.decode()
+    except UnicodeDecodeError as exc:
+        raise ForeignMessage("bad_key", str(exc)) from None
+    if value is None:
+        raise ForeignMessage("not_json_object", "a message without a value")
+    try:
+        value_doc = _DECODER.decode(value)
+    except msgspec.DecodeError as exc:  # ValidationError too: JSON, but not an object
+        raise ForeignMessage("not_json_object", str(exc)) from None
+    bad = [name for name in value_doc if _unstorable(name)]
+    if bad:
+        raise ForeignMessage("unstorable_field", f"field names MongoDB cannot store: {bad[:3]}")
+    fields = fields_for(value_doc)
+    for name in REQUIRED_FIELDS[collection]:
+        got = fields.get(name)
+        if not isinstance(got, datetime if name in _DATE_FIELDS else str):
+            raise ForeignMessage(
+                "missing_field", f"{collection} needs {name!r}, got {str(got)[:40]!r}"
+            )
+    return doc_id, fields
+
+
 _DUPLICATE_KEY = 11000
 
 
@@ -191,7 +260,6 @@ class Inserter:
         )
         self.db = self.mongo[settings.mongo_database]
         self._stopping = False
-        self._decoder = msgspec.json.Decoder(dict)
 
     def ensure_indexes(self) -> None:
         self.db.hourly_stats.create_index(
@@ -213,39 +281,63 @@ class Inserter:
     def stop(self) -> None:
         self._stopping = True
 
-    def _write(self, messages: list) -> None:
-        latest: dict[str, dict[str, tuple[str, dict[str, Any], float]]] = {}
+    def _skip(self, reason: str, detail: str, **where: object) -> None:
+        INVALID.labels(reason).inc()
+        log.warning("skipping a message: %s", detail, extra={"reason": reason, **where})
+
+    def _documents(self, messages: list) -> dict[str, dict[str, tuple[dict[str, Any], float]]]:
+        """The batch's documents by collection: the last value per key, with its Kafka time;
+        what is not a result is skipped (counted and logged)."""
+        latest: dict[str, dict[str, tuple[dict[str, Any], float]]] = {}
         now = time.time()
         for msg in messages:
             topic = msg.topic()
             MESSAGES.labels(topic).inc()
+            collection = self.topics[topic]
             try:
-                value = self._decoder.decode(msg.value())
-                key = msg.key().decode()
-            except (msgspec.DecodeError, AttributeError, UnicodeDecodeError):
-                INVALID.inc()
-                log.warning(
-                    "skipping an unreadable message", extra={"topic": topic, "offset": msg.offset()}
+                key, fields = result_document(collection, msg.key(), msg.value())
+            except ForeignMessage as exc:
+                self._skip(
+                    exc.reason,
+                    exc.detail,
+                    topic=topic,
+                    partition=msg.partition(),
+                    offset=msg.offset(),
                 )
                 continue
             _, ts = msg.timestamp()
-            latest.setdefault(self.topics[topic], {})[key] = (
-                key,
-                value,
-                ts / 1000 if ts > 0 else now,
-            )
+            latest.setdefault(collection, {})[key] = (fields, ts / 1000 if ts > 0 else now)
+        return latest
+
+    def _upsert(self, collection: str, docs: dict[str, dict[str, Any]]) -> int:
+        """Upsert ``docs``; a document MongoDB refuses for good is skipped, not retried."""
+        try:
+            return upsert_all(self.db[collection], docs, self.settings.insert_bulk_ops)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+        # Some document was refused (not for a duplicate key): write one at a time to find it.
+        existed = 0
+        for key, fields in docs.items():
+            try:
+                result = self.db[collection].update_one({"_id": key}, {"$set": fields}, upsert=True)
+            except WriteConcernError:
+                raise
+            except OperationFailure as exc:
+                self._skip("refused_by_mongodb", str(exc)[:300], collection=collection, key=key)
+                continue
+            existed += result.upserted_id is None
+        return existed
+
+    def _write(self, latest: dict[str, dict[str, tuple[dict[str, Any], float]]]) -> None:
         for collection, docs in latest.items():
             started = time.perf_counter()
-            existed = upsert_all(
-                self.db[collection],
-                {k: fields_for(v) for k, v, _ in docs.values()},
-                self.settings.insert_bulk_ops,
-            )
+            existed = self._upsert(collection, {k: fields for k, (fields, _) in docs.items()})
             WRITE_LATENCY.observe(time.perf_counter() - started)
             DOCUMENTS.labels(collection).inc(len(docs))
             UPDATED.labels(collection).inc(existed)
             written = time.time()
-            for _, _, ts in docs.values():
+            for _, ts in docs.values():
                 RESULT_AGE.observe(max(written - ts, 0.0))
 
     def run(self) -> None:
@@ -272,18 +364,23 @@ class Inserter:
                     log.debug("consumer: %s", err)
                 elif err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
-            if not messages:
+            if not good:
                 continue
+            documents = self._documents(good)
+            failures = 0
             while not self._stopping:
                 try:
-                    self._write(good)
+                    self._write(documents)
                     break
                 except PyMongoError as exc:
+                    failures += 1
                     log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, backoff)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
             else:
                 break  # stopping with an unwritten batch: do not commit it
+            if failures:
+                log.info("MongoDB write succeeded after %d failed attempts", failures)
             backoff = 0.5
             try:
                 self.consumer.commit(asynchronous=False)

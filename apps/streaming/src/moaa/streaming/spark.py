@@ -19,6 +19,7 @@ from pydantic import Field
 from pyspark.sql import SparkSession
 
 from moaa.common.kafka import KafkaSettings
+from moaa.common.ops import exit_now, exit_on_thread_crash
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
@@ -129,10 +130,18 @@ def _jvm_exit_code(spark: SparkSession) -> int | None:
     return None if proc is None else proc.poll()
 
 
-def supervise(spark: SparkSession, queries: Iterable[Any], stop: threading.Event) -> None:
-    """Wait until ``stop`` is set; raise when a query stops by itself or the JVM is gone."""
+def supervise(
+    spark: SparkSession,
+    queries: Iterable[Any],
+    stop: threading.Event,
+    every_second: Callable[[], None] | None = None,
+) -> None:
+    """Wait until ``stop`` is set; raise when a query stops by itself or the JVM is gone.
+    ``every_second`` (e.g. reading the queries' progress) runs once per check."""
     queries = list(queries)
     while not stop.wait(1.0):
+        if every_second is not None:
+            every_second()
         code = _jvm_exit_code(spark)
         if code is not None:
             raise SparkDriverLost(f"the Spark driver JVM exited with code {code}")
@@ -152,6 +161,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
     An ``OutOfMemoryError`` in the driver ends its JVM (``-XX:+ExitOnOutOfMemoryError``, see
     :func:`build_session`); the Python side then sees the JVM gone and exits here.
     """
+    exit_on_thread_crash(component)
     try:
         main()
     except (KeyboardInterrupt, SystemExit) as exc:
@@ -159,7 +169,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
         if code in (None, 0):
             return
         log.critical("%s job failed: %s", component, code)
-        _exit(1)
+        exit_now(1)
     except BaseException as exc:
         log.critical(
             "%s job failed: %s: %s (if the Spark driver ran out of memory, its log above says "
@@ -169,15 +179,7 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
             str(exc).splitlines()[0] if str(exc) else "",
             exc_info=exc,
         )
-        _exit(1)
-
-
-def _exit(code: int) -> None:
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        exit_now(1)
 
 
 def kafka_options(settings: KafkaSettings) -> dict[str, str]:

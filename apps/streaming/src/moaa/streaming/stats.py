@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import Field
@@ -58,7 +58,9 @@ __all__ = [
     "OBSERVATION_SCHEMA",
     "TOPIC_HOURLY_STATS",
     "TOPIC_HOURLY_SUMMARY",
+    "UNREADABLE_METRICS",
     "StatsSettings",
+    "UnreadableLog",
     "command",
     "hourly_stats",
     "hourly_summary",
@@ -117,9 +119,19 @@ def _hour_key(hour: Column) -> Column:
     return F.date_format(hour, "yyyy-MM-dd'T'HH:mm:ss'Z'")
 
 
-def parse_observations(kafka_rows: DataFrame, watermark: str, dedupe: bool = True) -> DataFrame:
+#: Name of the observed metrics (``observedMetrics`` of a query's progress) that count the
+#: messages read and those that were not observations.
+UNREADABLE_METRICS = "observations_read"
+
+
+def parse_observations(
+    kafka_rows: DataFrame, watermark: str, dedupe: bool = True, count_unreadable: bool = False
+) -> DataFrame:
     """Kafka rows → typed observations with a temperature, with the event-time watermark.
 
+    A message that is not an observation (not JSON, or without ``obs_id`` or ``ts``) is
+    dropped; with ``count_unreadable`` the drops are counted per micro-batch as the observed
+    metrics :data:`UNREADABLE_METRICS` (``messages``, ``unreadable``), which the job logs.
     With ``dedupe`` (the summary query), de-duplicated on ``obs_id`` within the watermark;
     the per-station query de-duplicates inside its aggregation instead (see
     :func:`hourly_stats`).
@@ -127,9 +139,14 @@ def parse_observations(kafka_rows: DataFrame, watermark: str, dedupe: bool = Tru
     parsed = kafka_rows.select(
         F.from_json(F.col("value").cast("string"), OBSERVATION_SCHEMA).alias("o")
     ).select("o.*")
-    valid = parsed.where(
-        F.col("obs_id").isNotNull() & F.col("ts").isNotNull() & F.col("temperature_c").isNotNull()
-    )
+    readable = F.col("obs_id").isNotNull() & F.col("ts").isNotNull()
+    if count_unreadable:
+        parsed = parsed.observe(
+            UNREADABLE_METRICS,
+            F.count(F.lit(1)).alias("messages"),
+            F.coalesce(F.sum(F.when(readable, 0).otherwise(1)), F.lit(0)).alias("unreadable"),
+        )
+    valid = parsed.where(readable & F.col("temperature_c").isNotNull())
     watermarked = valid.withWatermark("ts", watermark)
     return watermarked.dropDuplicatesWithinWatermark(["obs_id"]) if dedupe else watermarked
 
@@ -239,7 +256,9 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
         .load()
     )
     observations = parse_observations(source, settings.stats_watermark)
-    readings = parse_observations(source, settings.stats_watermark, dedupe=False)
+    readings = parse_observations(
+        source, settings.stats_watermark, dedupe=False, count_unreadable=True
+    )
     queries = []
     for name, frame, topic, trigger_s in (
         (
@@ -282,6 +301,47 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     return queries
 
 
+class UnreadableLog:
+    """Logs the messages a query dropped as not observations, once per micro-batch that had
+    some (from the query's progress: :data:`UNREADABLE_METRICS`), with the running total."""
+
+    def __init__(self, query: Any, topic: str) -> None:
+        self.query = query
+        self.topic = topic
+        self.total = 0
+        self._last_batch = -1
+
+    def __call__(self) -> None:
+        try:
+            self._check()
+        except Exception as exc:  # reporting must never take the job down
+            log.warning("could not read the stats query's progress: %s", exc)
+
+    def _check(self) -> None:
+        for progress in self.query.recentProgress:
+            batch = progress.batchId
+            if batch <= self._last_batch:
+                continue
+            self._last_batch = batch
+            metrics = (progress.observedMetrics or {}).get(UNREADABLE_METRICS)
+            skipped = int(metrics["unreadable"] or 0) if metrics is not None else 0
+            if skipped:
+                self.total += skipped
+                log.warning(
+                    "skipped %d messages of %s that are not observations (not JSON, or no "
+                    "obs_id or ts)",
+                    skipped,
+                    self.topic,
+                    extra={
+                        "reason": "not_an_observation",
+                        "topic": self.topic,
+                        "batch": batch,
+                        "skipped": skipped,
+                        "skipped_total": self.total,
+                    },
+                )
+
+
 def run(settings: StatsSettings) -> None:
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only to create topics
 
@@ -303,7 +363,7 @@ def run(settings: StatsSettings) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    supervise(spark, queries, stop)
+    supervise(spark, queries, stop, UnreadableLog(queries[0], settings.topic_observations))
     for query in queries:
         query.stop()
     spark.stop()
