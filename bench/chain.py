@@ -73,11 +73,16 @@ def running_chain(work: Path, dataset: Path) -> Iterator[Chain]:
         time.sleep(20)  # let Spark start its queries (not part of any measure)
         yield Chain(work, settings, env)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs, 30)
         stack.down()
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Terminate every process, then kill those still running after ``timeout_s``."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()

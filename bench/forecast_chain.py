@@ -39,7 +39,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chain import MOAA, ephemeral_settings  # bench/chain.py
+from chain import MOAA, ephemeral_settings, stop_all  # bench/chain.py
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from forecast_data import HourlyMeans, synthetic_means
@@ -303,13 +303,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
             reader.stopped.set()
         if memory is not None:
             memory.stopped.set()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs, 60)
         stack.down()
 
 
