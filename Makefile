@@ -49,6 +49,10 @@ fmt: venv ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+.PHONY: schemas
+schemas: venv ## Regenerate docs/schemas/ (JSON Schema of every record) from moaa.common.records
+	$(VENV)/bin/python -m moaa.common.records docs/schemas
+
 .PHONY: test
 test: setup lint ## Set up, then run every test (unit + real Kafka/FerretDB/Spark integration)
 	$(VENV)/bin/pytest

@@ -46,10 +46,10 @@ from confluent_kafka.admin import AdminClient
 from forecast_data import HourlyMeans, synthetic_means
 from pymongo import MongoClient
 
+from moaa.common.hours import format_epoch_hour
 from moaa.common.kafka import TOPIC_FORECASTS, TOPIC_HOURLY_STATS, ensure_topics
 from moaa.localstack.services import LocalStack
 from moaa.localstack.testing import free_ports
-from moaa.streaming.forecast_features import hour_str
 
 FINAL_LAG = 3
 BURST = 48
@@ -139,7 +139,7 @@ class Memory(threading.Thread):
 
 def _messages(ids: list[str], names: list[str], hour: HourlyMeans) -> list[tuple[str, str]]:
     """What the stats job publishes for one hour: ``(key, JSON value)`` per station."""
-    text = hour_str(hour.hour)
+    text = format_epoch_hour(hour.hour)
     out = []
     for i in np.flatnonzero(~np.isnan(hour.mean_c)):
         value = {"station_id": ids[i], "hour": text, "mean_c": round(float(hour.mean_c[i]), 3)}
@@ -246,7 +246,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         # 1. warm-up: the backlog, at once
         started = time.time()
         sent, newest = publish(args.backlog_days * 24)
-        ok = reader.wait_for(hour_str(newest - FINAL_LAG), args.timeout, procs[0])
+        ok = reader.wait_for(format_epoch_hour(newest - FINAL_LAG), args.timeout, procs[0])
         backlog_s = time.time() - started
         print(f"{stations}: warm-up of {args.backlog_days} days in {backlog_s:.0f} s", flush=True)
         if not ok:
@@ -257,9 +257,9 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         for _ in range(args.live_hours):
             tick = time.monotonic()
             sent, newest = publish(1)
-            final_at[hour_str(newest - FINAL_LAG)] = sent
+            final_at[format_epoch_hour(newest - FINAL_LAG)] = sent
             time.sleep(max(0.0, args.tick - (time.monotonic() - tick)))
-        last_live = hour_str(newest - FINAL_LAG)
+        last_live = format_epoch_hour(newest - FINAL_LAG)
         reader.wait_for(last_live, args.timeout, procs[0])
         latency = [reader.last_ts[h] - t for h, t in final_at.items() if h in reader.last_ts]
         per_hour = [reader.count[h] for h in final_at if h in reader.count]
@@ -267,8 +267,8 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         # 3. burst: 48 hours at once
         started = time.time()
         sent, newest = publish(BURST)
-        reader.wait_for(hour_str(newest - FINAL_LAG), args.timeout, procs[0])
-        burst_s = max(reader.last_ts.get(hour_str(newest - FINAL_LAG), 0.0) - started, 0.0)
+        reader.wait_for(format_epoch_hour(newest - FINAL_LAG), args.timeout, procs[0])
+        burst_s = max(reader.last_ts.get(format_epoch_hour(newest - FINAL_LAG), 0.0) - started, 0.0)
 
         # 4. everything published is in MongoDB
         published = len(reader.keys)

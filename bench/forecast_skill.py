@@ -21,9 +21,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from moaa.common.hours import epoch_hour
 from moaa.dataprep.groundtruth import hourly_covariates, hourly_temperature_stats
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
-from moaa.streaming.forecast_features import COVARIATES, PREDICTORS, hour_index, skill_document
+from moaa.streaming.forecast_features import COVARIATES, PREDICTORS, skill_document
 from moaa.streaming.forecast_store import INCOMING_SCHEMA
 from moaa.streaming.spark import SparkSettings, build_session
 
@@ -61,7 +62,7 @@ def main() -> None:
     by_hour: dict[int, list[tuple]] = defaultdict(list)
     for (station, hour), (_lo, _hi, mean, _n) in stats.items():
         values = covariates.get((station, hour), (None,) * len(COVARIATES))
-        by_hour[hour_index(hour)].append((station, mean, *values))
+        by_hour[epoch_hour(hour)].append((station, mean, *values))
     first = min(by_hour)
     last = min(max(by_hour), first + args.days * 24 - 1)
 

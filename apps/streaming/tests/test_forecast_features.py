@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from moaa.common.hours import epoch_hour, format_epoch_hour
 from moaa.streaming.forecast_features import (
     COVARIATES,
     FEATURES,
@@ -17,8 +18,6 @@ from moaa.streaming.forecast_features import (
     SkillBook,
     baselines,
     dense_past,
-    hour_index,
-    hour_str,
     issue_features,
     last_value,
     lead_basis,
@@ -26,7 +25,7 @@ from moaa.streaming.forecast_features import (
     skill_documents,
 )
 
-T = hour_index("2013-03-10T12:00:00Z")  # an issue hour (12 UTC)
+T = epoch_hour("2013-03-10T12:00:00Z")  # an issue hour (12 UTC)
 
 
 def col(name: str) -> int:
@@ -52,11 +51,11 @@ def dense_covariates(
 
 
 def test_hours_round_trip() -> None:
-    assert hour_str(hour_index("2013-01-01T05:00:00Z")) == "2013-01-01T05:00:00Z"
-    assert hour_index(datetime(2013, 1, 1, 5, 59, tzinfo=UTC)) == hour_index("2013-01-01T05:00:00Z")
-    assert hour_index("2013-01-01T05:00:00Z") % 24 == 5
+    assert format_epoch_hour(epoch_hour("2013-01-01T05:00:00Z")) == "2013-01-01T05:00:00Z"
+    assert epoch_hour(datetime(2013, 1, 1, 5, 59, tzinfo=UTC)) == epoch_hour("2013-01-01T05:00:00Z")
+    assert epoch_hour("2013-01-01T05:00:00Z") % 24 == 5
     with pytest.raises(ValueError, match="naive"):
-        hour_index(datetime(2013, 1, 1))  # noqa: DTZ001 - on purpose
+        epoch_hour(datetime(2013, 1, 1))  # noqa: DTZ001 - on purpose
 
 
 def test_dense_past_ends_at_the_issue_hour() -> None:
@@ -221,7 +220,7 @@ def test_skill_book_mean_absolute_errors() -> None:
     book.add("A", 24, 0.0, [1, 2, 3, 4])
     doc = book.document("ALL", T, 3)
     assert doc["schema"] == "forecast-skill.v1" and doc["station_id"] == "ALL"
-    assert doc["updated_hour"] == hour_str(T) and doc["model_version"] == 3
+    assert doc["updated_hour"] == format_epoch_hour(T) and doc["model_version"] == 3
     leads = doc["leads"]
     assert [e["lead"] for e in leads] == list(range(1, 25))
     assert leads[0]["n"] == 2

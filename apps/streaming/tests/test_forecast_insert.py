@@ -30,7 +30,7 @@ def test_forecast_document_dates() -> None:
     }
     collection = _Inserted()
     key = "72502014734|2013-03-01T12:00:00Z"
-    upsert_all(collection, {key: fields_for(value)}, bulk_ops=90)
+    upsert_all(collection, {key: fields_for("forecasts", value)}, bulk_ops=90)
     [fields] = collection.docs
     assert fields["_id"] == "72502014734|2013-03-01T12:00:00Z"
     assert fields["issued_at"] == datetime(2013, 3, 1, 12, tzinfo=UTC)
@@ -48,7 +48,7 @@ def test_skill_document_dates() -> None:
         "station_id": "ALL",
         "updated_hour": "2013-03-02T00:00:00Z",
     }
-    fields = fields_for(value)
+    fields = fields_for("forecast_skill", value)
     assert fields["updated_hour"] == datetime(2013, 3, 2, tzinfo=UTC)
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from moaa.common.hours import epoch_hour
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
-from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, hour_index, lead_basis
+from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
 from moaa.streaming.forecast_store import INCOMING_SCHEMA
 
-START = hour_index("2013-01-01T00:00:00Z")
+START = epoch_hour("2013-01-01T00:00:00Z")
 
 
 def _series(days: int, seed: int = 1, offset: float = 0.0) -> dict[int, float]:
@@ -175,20 +176,20 @@ def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path:
     )
     forecasts = collect.docs
     assert trained == [1, 2, 3]  # days 2, 3 and 4 (event time)
-    first_issue = min(hour_index(f["issued_at"]) for f in forecasts)
+    first_issue = min(epoch_hour(f["issued_at"]) for f in forecasts)
     assert first_issue == START + 48  # nothing before the first model
     for doc in forecasts:
-        issued = hour_index(doc["issued_at"])
+        issued = epoch_hour(doc["issued_at"])
         assert doc["schema"] == "forecast.v1" and doc["station_id"] in ("A", "B")
         assert doc["name"] == doc["station_id"]
         assert [p["lead"] for p in doc["points"]] == list(range(1, 25))
-        assert [hour_index(p["target_hour"]) for p in doc["points"]] == [
+        assert [epoch_hour(p["target_hour"]) for p in doc["points"]] == [
             issued + lead for lead in range(1, 25)
         ]
         assert all(math.isfinite(p["value"]) for p in doc["points"])
     last = START + 5 * 24 - 4
     assert engine.state.last_final == last
-    assert {f["station_id"] for f in forecasts if hour_index(f["issued_at"]) == last} == {"A", "B"}
+    assert {f["station_id"] for f in forecasts if epoch_hour(f["issued_at"]) == last} == {"A", "B"}
     # one forecast per station and issue hour, from the first model on
     assert len(_by_key(forecasts)) == len(forecasts) == 2 * (last - first_issue + 1)
     # A's covariates reach its features; B, without any, gets 0 anomalies ("as usual")

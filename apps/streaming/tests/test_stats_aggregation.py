@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import msgspec
 import pytest
+from pyspark.sql import functions as F
 
+from moaa.common.hours import record_key
+from moaa.common.records import HourlyStats, HourlySummary
 from moaa.streaming.stats import (
     OBSERVATION_SCHEMA,
     UNREADABLE_METRICS,
     UnreadableLog,
+    _to_kafka,
     hourly_stats,
+    hourly_summary,
     parse_observations,
 )
 
@@ -37,6 +43,18 @@ def test_redelivered_records_count_once(spark) -> None:
     assert row.mean_c == pytest.approx(8.0 / 3, abs=1e-12)
     assert row.dew_point_mean_c == pytest.approx(-1.5)
     assert row.sea_level_pressure_mean_hpa is None
+
+
+def test_what_the_queries_write_is_the_records(spark) -> None:
+    """Their values decode as :mod:`moaa.common.records` (the contract), keys included."""
+    frame = spark.createDataFrame([_obs("a", 0, 1.5, -2.0), _obs("b", 7, 2.5)], OBSERVATION_SCHEMA)
+    frame = frame.withColumn("station_id", F.lit("72502014734"))  # a real id, as the record says
+    [stats] = _to_kafka(hourly_stats(frame)).collect()
+    record = msgspec.json.decode(stats.value, type=HourlyStats)
+    assert stats.key == record_key(record.station_id, record.hour)
+    assert (record.count, record.dew_point_mean_c, record.wind_speed_mean_ms) == (2, -2.0, None)
+    [summary] = _to_kafka(hourly_summary(frame)).collect()
+    assert msgspec.json.decode(summary.value, type=HourlySummary).stations == 1
 
 
 def test_messages_that_are_not_observations_are_dropped_and_only_they(spark) -> None:

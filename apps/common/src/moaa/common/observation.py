@@ -22,6 +22,7 @@ from msgspec import Meta
 
 __all__ = [
     "OBSERVATION_SCHEMA",
+    "REJECTION_SCHEMA",
     "Observation",
     "Rejection",
     "hour_of",
@@ -30,6 +31,8 @@ __all__ = [
 
 #: Value of the ``moaa-schema`` Kafka header; bumped when a field changes meaning or name.
 OBSERVATION_SCHEMA = "observation.v1"
+#: The same for a :class:`Rejection` on the dead-letter topic.
+REJECTION_SCHEMA = "rejection.v1"
 
 StationId = Annotated[str, Meta(pattern=r"^[0-9A-Z]{11}$")]
 UtcDatetime = Annotated[datetime, Meta(tz=True)]

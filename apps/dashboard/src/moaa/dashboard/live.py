@@ -24,11 +24,13 @@ import threading
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 import numpy as np
+
+from moaa.common.hours import format_hour
 
 __all__ = ["Catalogue", "Encoded", "HourFigures", "LiveCache", "LiveView", "Reader"]
 
@@ -44,7 +46,7 @@ _SUMMARY_KEY = ("count", "stations", "min_c", "max_c", "mean_c", "updated_at")
 
 def iso_hour(hour: datetime) -> str:
     """``2013-01-02T23:00:00Z``: the hour as the API writes it."""
-    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_hour(hour)
 
 
 @dataclass(frozen=True)

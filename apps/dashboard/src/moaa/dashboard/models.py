@@ -1,11 +1,18 @@
 """The JSON API's shapes (what ``/docs`` shows). Lenient on input: unknown fields are dropped
-and figures may be missing, so a document written by a newer job never breaks a page."""
+and figures may be missing, so a document written by a newer job never breaks a page.
+
+The models of stored results (:class:`HourStats`, :class:`Summary`, :class:`Forecast`,
+:class:`Skill` and their parts) show fields of the records of :mod:`moaa.common.records`
+under the same names; a test checks every such field exists there.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from moaa.common.records import SKILL_DEFINITION
 
 __all__ = [
     "SKILL_DEFINITION",
@@ -29,9 +36,6 @@ __all__ = [
 ]
 
 
-#: What the forecast job computes as skill (``moaa.streaming.forecast_features._skill``);
-#: the station page says the same, and a test checks both against the job's code.
-SKILL_DEFINITION = "1 − MAE(model) / MAE(same hour yesterday)"
 SKILL_HELP = (
     f"Skill = {SKILL_DEFINITION}: above 0 the model beats the same hour of the day before, "
     "1 is perfect (null when the baseline's MAE is unknown or 0)."

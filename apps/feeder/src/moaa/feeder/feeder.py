@@ -28,6 +28,7 @@ import typer
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
+from moaa.common.hours import format_hour, parse_hour
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 from moaa.common.progress import ProgressReporter
@@ -69,10 +70,6 @@ NACKS = Counter("weather_feeder_nacks_total", "Batches the producer refused, by 
 _HOUR = timedelta(hours=1)
 #: Acks arriving back to back share one checkpoint write, but never one older than this.
 _CHECKPOINT_MAX_AGE_S = 0.5
-
-
-def _iso(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FeederSettings(MoaaSettings):
@@ -129,7 +126,7 @@ class Checkpoint:
     def load(self) -> datetime | None:
         try:
             data = json.loads(self.path.read_text())
-            return datetime.fromisoformat(data["next_hour"].replace("Z", "+00:00"))
+            return parse_hour(data["next_hour"])
         except FileNotFoundError:
             return None
         except (ValueError, KeyError) as exc:
@@ -141,7 +138,9 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with tmp.open("w") as fh:
-            json.dump({"next_hour": _iso(next_hour), "saved_at": datetime.now(UTC).isoformat()}, fh)
+            json.dump(
+                {"next_hour": format_hour(next_hour), "saved_at": datetime.now(UTC).isoformat()}, fh
+            )
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self.path)
@@ -169,7 +168,9 @@ class Feeder:
         self.start = (settings.replay_start or first).astimezone(UTC)
         self.end = (settings.replay_end or last).astimezone(UTC)
         if self.end < self.start:
-            raise SystemExit(f"replay end {_iso(self.end)} is before its start {_iso(self.start)}")
+            raise SystemExit(
+                f"replay end {format_hour(self.end)} is before its start {format_hour(self.start)}"
+            )
         self.checkpoint = Checkpoint(settings.checkpoint_path)
         self._sock: socket.socket | None = None
         self._in_flight: deque[_InFlight] = deque()
@@ -242,7 +243,7 @@ class Feeder:
             log.warning(
                 "%s; resending from %s",
                 why,
-                _iso(self._next_hour),
+                format_hour(self._next_hour),
                 extra={"in_flight": len(self._in_flight)},
             )
             self._in_flight.clear()
@@ -261,7 +262,7 @@ class Feeder:
         if self._sock is None:
             self._sock = self._connect()
         rows = self.dataset.hour(self._next_hour)
-        batch_id = _iso(self._next_hour)
+        batch_id = format_hour(self._next_hour)
         batch = _InFlight(self._next_hour, batch_id, len(rows.records), len(rows.rejects), now)
         self._in_flight.append(batch)
         try:
@@ -340,7 +341,9 @@ class Feeder:
         self._next_hour = max(resume or self.start, self.start)
         if resume:
             log.info(
-                "resuming at %s from checkpoint %s", _iso(self._next_hour), self.checkpoint.path
+                "resuming at %s from checkpoint %s",
+                format_hour(self._next_hour),
+                self.checkpoint.path,
             )
         self.dataset.hour(self._next_hour)  # read the first day (and start on the next)
         self._next_send_at = time.monotonic()
@@ -376,7 +379,7 @@ class Feeder:
                 "hours_sent": acked,
                 "records_sent": records,
                 "duration_s": round(duration, 3),
-                "next_hour": _iso(self._next_hour),
+                "next_hour": format_hour(self._next_hour),
                 "busiest_hour": self.busiest[2],
                 "busiest_hour_records": self.busiest[0],
                 "busiest_hour_ack_s": round(self.busiest[1], 3),

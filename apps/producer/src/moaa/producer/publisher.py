@@ -27,7 +27,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
-from moaa.common.observation import OBSERVATION_SCHEMA, Observation, Rejection
+from moaa.common.observation import OBSERVATION_SCHEMA, REJECTION_SCHEMA, Observation, Rejection
 from moaa.common.protocol import Ack, Batch, Nack
 
 __all__ = ["Publisher", "Receipt", "producer_rejection"]
@@ -62,7 +62,7 @@ BACKPRESSURE = PromCounter(
 )
 
 _HEADERS_OBS = [("moaa-schema", OBSERVATION_SCHEMA.encode())]
-_HEADERS_DLQ = [("moaa-schema", b"rejection.v1")]
+_HEADERS_DLQ = [("moaa-schema", REJECTION_SCHEMA.encode())]
 _REJECTION_DECODER = msgspec.json.Decoder(Rejection)
 #: While producing a batch, serve delivery reports every this many records.
 _SERVE_EVERY = 256

@@ -33,7 +33,6 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from moaa.common.kafka import (
     TOPIC_FORECAST_SKILL,
@@ -44,6 +43,7 @@ from moaa.common.kafka import (
 )
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
+from moaa.common.records import HourlyStats
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine, StepResult
 from moaa.streaming.forecast_features import (
     COVARIATES,
@@ -60,6 +60,7 @@ from moaa.streaming.spark import (
     kafka_source_options,
     metrics_conf,
     run_spark_job,
+    spark_schema,
     supervise,
 )
 
@@ -74,15 +75,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-STATS_SCHEMA = StructType(
-    [
-        StructField("station_id", StringType()),
-        StructField("hour", StringType()),
-        StructField("mean_c", DoubleType()),
-        StructField("name", StringType()),
-        *(StructField(name, DoubleType()) for name in COVARIATES),
-    ]
-)
+#: What the job reads of :class:`moaa.common.records.HourlyStats`.
+STATS_SCHEMA = spark_schema(HourlyStats, ("station_id", "hour", "mean_c", "name", *COVARIATES))
 
 MAE = Gauge(
     "weather_forecast_mae_celsius",
@@ -339,7 +333,7 @@ class ForecastJob:
                 F.lit(batch_id).cast("long").alias("batch_id"),
                 "partition",
                 "offset",
-                F.floor(F.unix_timestamp(F.to_timestamp("hour")) / 3600).cast("long").alias("hour"),
+                F.floor(F.unix_timestamp("hour") / 3600).cast("long").alias("hour"),
             )
             .where(F.col("hour").isNotNull())
         )

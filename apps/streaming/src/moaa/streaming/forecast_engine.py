@@ -59,10 +59,11 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from moaa.common.hours import SPARK_HOUR_FORMAT, format_epoch_hour
+from moaa.common.records import FORECAST_SCHEMA
 from moaa.streaming.forecast_features import (
     CUM_FIELDS,
     FEATURES,
-    FORECAST_SCHEMA,
     LEAD_KNOTS,
     LEADS,
     PREDICTORS,
@@ -70,7 +71,6 @@ from moaa.streaming.forecast_features import (
     Table,
     extend_table,
     features_from_summaries,
-    hour_str,
     issue_summaries,
     lead_weights,
     linear_forecasts,
@@ -125,7 +125,6 @@ _OUT_SCHEMA = StructType(
 _TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
 #: Where an incoming mean came from: of several for one station and hour, the last counts.
 _ARRIVAL = ("batch_id", "partition", "offset")
-_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -539,10 +538,10 @@ class ForecastEngine:
             model,
             {
                 "trained_through_hour": hour,
-                "trained_through": hour_str(hour),
+                "trained_through": format_epoch_hour(hour),
                 "window_days": cfg.window_days,
-                "window_start": hour_str(window_start),
-                "window_end": hour_str(hour),
+                "window_start": format_epoch_hour(window_start),
+                "window_end": format_epoch_hour(hour),
                 "clim_days": cfg.clim_days,
                 "features": list(FEATURES),
                 "lead_knots": list(LEAD_KNOTS),
@@ -590,7 +589,7 @@ def _kind(out: DataFrame, kind: str, schema: StructType) -> DataFrame:
 
 def _forecast_docs(scored: DataFrame, version: int) -> DataFrame:
     """``key``, ``value`` (forecast.v1 JSON) of scored per-lead rows."""
-    fmt = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+    fmt = SPARK_HOUR_FORMAT
     point = F.struct(
         F.col("lead"),
         F.date_format(F.timestamp_seconds((F.col("issue_hour") + F.col("lead")) * 3600), fmt).alias(
@@ -864,11 +863,9 @@ def _draw(station_ids: np.ndarray, hours: np.ndarray) -> np.ndarray:
 def _forecast_frame(
     stations: np.ndarray, issued: np.ndarray, names: np.ndarray, values: np.ndarray, version: int
 ) -> pd.DataFrame:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
     lo = int(issued.min()) if len(issued) else 0
     text = [
-        datetime.fromtimestamp((lo + k) * 3600, UTC).strftime(_HOUR_FORMAT)
+        format_epoch_hour(lo + k)
         for k in range(int(issued.max()) - lo + LEADS + 1 if len(issued) else 0)
     ]
 

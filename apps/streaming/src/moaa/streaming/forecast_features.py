@@ -73,9 +73,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
+
+from moaa.common.hours import format_epoch_hour
+from moaa.common.records import (
+    FORECAST_SCHEMA,
+    PREDICTORS,
+    SKILL_DEFINITION,
+    SKILL_SCHEMA,
+)
 
 __all__ = [
     "COVARIATES",
@@ -96,8 +103,6 @@ __all__ = [
     "dense_past",
     "extend_table",
     "features_from_summaries",
-    "hour_index",
-    "hour_str",
     "issue_features",
     "issue_summaries",
     "last_value",
@@ -110,10 +115,6 @@ __all__ = [
     "skill_documents",
     "skill_values",
 ]
-
-#: Schema ids of the forecast job's output values (forecasts, forecast skill).
-FORECAST_SCHEMA = "forecast.v1"
-SKILL_SCHEMA = "forecast-skill.v1"
 
 LEADS = 24
 MAX_GAP_HOURS = 3
@@ -140,10 +141,6 @@ FEATURES = (
 #: observations' dew point (°C), sea-level pressure (hPa) and wind speed (m/s); a field is
 #: absent when no observation of that hour carried it.
 COVARIATES = ("dew_point_mean_c", "sea_level_pressure_mean_hpa", "wind_speed_mean_ms")
-#: The model and the three baselines, in the order of the skill documents.
-PREDICTORS = ("model", "last_value", "same_hour_yesterday", "climatology")
-#: What the published skill means (the website and the metrics' help say the same).
-SKILL_DEFINITION = "1 − MAE(model) / MAE(same hour yesterday)"
 _BASELINE = PREDICTORS.index("same_hour_yesterday")
 
 #: Raw values of one station-hour in the final-hours table (NaN = missing).
@@ -161,22 +158,6 @@ CUM_FIELDS = (
 )
 #: The all-hour running sums and the raw series each one sums.
 _ALL_HOUR_SUMS = (("cdpd", "dpd"), ("cslp", "slp"), ("cwind", "wind"))
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def hour_index(value: str | datetime) -> int:
-    """``"2013-01-01T05:00:00Z"`` or an aware datetime → hours since the epoch (truncated)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: UTC-aware only")
-    return int((value - _EPOCH).total_seconds() // 3600)
-
-
-def hour_str(hour: int) -> str:
-    """Hours since the epoch → ``"YYYY-MM-DDTHH:MM:SSZ"``."""
-    return (_EPOCH + timedelta(hours=int(hour))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dense_past(values: Mapping[int, float], issue_hour: int, hours: int) -> np.ndarray:
@@ -534,7 +515,7 @@ def skill_documents(
     skills = _nones(np.round(skill_values(values[:, 0], values[:, _BASELINE]), 6))  # (k, 25)
     maes = _nones(np.round(values.transpose(0, 2, 1), 6))  # (k, 25, 4)
     n = np.concatenate([counts, total[:, None]], axis=1).astype(np.int64).tolist()
-    updated = hour_str(updated_hour)
+    updated = format_epoch_hour(updated_hour)
     docs = []
     for j, key in enumerate(keys):
         entries = [

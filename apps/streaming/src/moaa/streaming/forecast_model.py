@@ -37,6 +37,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
+from moaa.common.hours import format_hour
 from moaa.streaming.forecast_features import FEATURES, LEAD_KNOTS
 
 __all__ = [
@@ -210,7 +211,7 @@ class ModelStore:
         model.write().overwrite().save(str(tmp / "model"))
         metadata = {
             "version": version,
-            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trained_at": format_hour(datetime.now(UTC)),
             **metadata,
         }
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2))

@@ -42,6 +42,7 @@ from pydantic import Field, SecretStr
 from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError, WriteConcernError
 
+from moaa.common.hours import parse_hour
 from moaa.common.kafka import (
     TOPIC_FORECAST_SKILL,
     TOPIC_FORECASTS,
@@ -51,6 +52,7 @@ from moaa.common.kafka import (
 )
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
+from moaa.common.records import COLLECTIONS, datetime_fields
 
 __all__ = [
     "ForeignMessage",
@@ -125,30 +127,37 @@ class InsertSettings(KafkaSettings):
 def _parse_hour(value: Any) -> Any:
     if isinstance(value, str) and value.endswith("Z"):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parse_hour(value)
         except ValueError:
             return value
     return value
 
 
-#: Fields stored as BSON dates (sent as ``"YYYY-MM-DDTHH:MM:SSZ"``).
-_DATE_FIELDS = frozenset({"hour", "issued_at", "updated_hour"})
+#: Fields stored as BSON dates, per collection: the datetime fields of its record (sent as
+#: ``"YYYY-MM-DDTHH:MM:SSZ"``), dotted for the fields of a list's objects.
+_DATE_FIELDS = {name: datetime_fields(record) for name, record in COLLECTIONS.items()}
 
 
-def _convert(key: str, value: Any) -> Any:
-    if key in _DATE_FIELDS:
+def _convert(dates: frozenset[str], key: str, value: Any) -> Any:
+    if key in dates:
         return _parse_hour(value)
-    if key == "points" and isinstance(value, list):
-        return [
-            {**p, "target_hour": _parse_hour(p.get("target_hour"))} if isinstance(p, dict) else p
-            for p in value
-        ]
+    if isinstance(value, list):
+        inner = {p.removeprefix(f"{key}.") for p in dates if p.startswith(f"{key}.")}
+        if inner:
+            return [
+                {k: _parse_hour(v) if k in inner else v for k, v in item.items()}
+                if isinstance(item, dict)
+                else item
+                for item in value
+            ]
     return value
 
 
-def fields_for(value: dict[str, Any]) -> dict[str, Any]:
-    """The stored fields of one result (dates converted, ``updated_at`` stamped)."""
-    fields = {k: _convert(k, v) for k, v in value.items()}
+def fields_for(collection: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The stored fields of one result of ``collection`` (dates converted, ``updated_at``
+    stamped)."""
+    dates = _DATE_FIELDS[collection]
+    fields = {k: _convert(dates, k, v) for k, v in value.items()}
     fields["updated_at"] = datetime.now(UTC)
     return fields
 
@@ -195,10 +204,10 @@ def result_document(collection: str, key: bytes | None, value: bytes | None) -> 
     bad = [name for name in value_doc if _unstorable(name)]
     if bad:
         raise ForeignMessage("unstorable_field", f"field names MongoDB cannot store: {bad[:3]}")
-    fields = fields_for(value_doc)
+    fields = fields_for(collection, value_doc)
     for name in REQUIRED_FIELDS[collection]:
         got = fields.get(name)
-        if not isinstance(got, datetime if name in _DATE_FIELDS else str):
+        if not isinstance(got, datetime if name in _DATE_FIELDS[collection] else str):
             raise ForeignMessage(
                 "missing_field", f"{collection} needs {name!r}, got {str(got)[:40]!r}"
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +11,7 @@ from pymongo import DESCENDING, MongoClient
 from rich.console import Console
 from rich.table import Table
 
+from moaa.common.hours import parse_hour
 from moaa.common.settings import MoaaSettings
 
 app = typer.Typer(help="Print what the pipeline stored in MongoDB.", no_args_is_help=True)
@@ -34,7 +35,11 @@ def _db() -> Any:
 def _hour(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=UTC)
+    try:
+        # a time without a zone is UTC, as every hour of the pipeline
+        return parse_hour(value if value.endswith("Z") or "+" in value else f"{value}Z")
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}", param_hint="--hour") from None
 
 
 def _table(title: str, docs: list[dict[str, Any]], first: str) -> Table:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from pydantic import Field
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from moaa.common.kafka import KafkaSettings
 from moaa.common.ops import exit_now, exit_on_thread_crash
@@ -30,10 +32,57 @@ __all__ = [
     "kafka_source_options",
     "metrics_conf",
     "run_spark_job",
+    "spark_schema",
     "supervise",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def spark_schema(record: type[msgspec.Struct], fields: Iterable[str] | None = None) -> T.StructType:
+    """The Spark schema of a record of :mod:`moaa.common.records` (all its fields, or
+    ``fields`` in that order), to parse its JSON with ``from_json``: strings, doubles,
+    longs, timestamps (UTC hour strings), arrays and nested structs, every field nullable.
+    A name that is not a field of the record raises :class:`KeyError`, so a renamed field
+    fails where it is read instead of becoming nulls."""
+    info = msgspec.inspect.type_info(record)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"{record!r} is not a msgspec Struct")
+    by_name = {f.encode_name: f for f in info.fields}
+    names = list(by_name) if fields is None else list(fields)
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise KeyError(f"{record.__name__} has no field {missing}")
+    return T.StructType([T.StructField(n, _spark_type(by_name[n].type)) for n in names])
+
+
+def _spark_type(info: msgspec.inspect.Type) -> T.DataType:  # noqa: PLR0911 - one per kind
+    if isinstance(info, msgspec.inspect.Metadata):  # Annotated constraints
+        return _spark_type(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        if len(kinds) != 1:
+            raise TypeError(f"no Spark type for the union {info}")
+        return _spark_type(kinds[0])
+    if isinstance(info, msgspec.inspect.StrType):
+        return T.StringType()
+    if isinstance(info, msgspec.inspect.FloatType):
+        return T.DoubleType()
+    if isinstance(info, msgspec.inspect.BoolType):
+        return T.BooleanType()
+    if isinstance(info, msgspec.inspect.IntType):
+        return T.LongType()
+    if isinstance(info, msgspec.inspect.DateTimeType):
+        return T.TimestampType()
+    if isinstance(info, msgspec.inspect.ListType):
+        return T.ArrayType(_spark_type(info.item_type))
+    if isinstance(info, msgspec.inspect.DictType):
+        return T.MapType(_spark_type(info.key_type), _spark_type(info.value_type))
+    if isinstance(info, msgspec.inspect.StructType):
+        return T.StructType(
+            [T.StructField(f.encode_name, _spark_type(f.type)) for f in info.fields]
+        )
+    raise TypeError(f"no Spark type for {info}")
 
 
 class SparkSettings(MoaaSettings):

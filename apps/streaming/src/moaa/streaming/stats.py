@@ -34,8 +34,8 @@ import typer
 from pydantic import Field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
+from moaa.common.hours import SPARK_HOUR_FORMAT
 from moaa.common.kafka import (
     TOPIC_HOURLY_STATS,
     TOPIC_HOURLY_SUMMARY,
@@ -44,6 +44,7 @@ from moaa.common.kafka import (
     ensure_topics,
 )
 from moaa.common.logs import configure_logging
+from moaa.common.records import HourlyStats, HourlySummary, Observation
 from moaa.streaming.spark import (
     SparkSettings,
     build_session,
@@ -51,6 +52,7 @@ from moaa.streaming.spark import (
     kafka_source_options,
     metrics_conf,
     run_spark_job,
+    spark_schema,
     supervise,
 )
 
@@ -69,25 +71,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The wire form of :class:`moaa.common.observation.Observation`, read explicitly.
-OBSERVATION_SCHEMA = StructType(
-    [
-        StructField("obs_id", StringType()),
-        StructField("station_id", StringType()),
-        StructField("ts", TimestampType()),
-        StructField("name", StringType()),
-        StructField("latitude", DoubleType()),
-        StructField("longitude", DoubleType()),
-        StructField("elevation_m", DoubleType()),
-        StructField("report_type", StringType()),
-        StructField("source", StringType()),
-        StructField("temperature_c", DoubleType()),
-        StructField("temperature_quality", StringType()),
-        StructField("dew_point_c", DoubleType()),
-        StructField("sea_level_pressure_hpa", DoubleType()),
-        StructField("wind_speed_ms", DoubleType()),
-    ]
-)
+#: The wire form of :class:`moaa.common.records.Observation`, read explicitly.
+OBSERVATION_SCHEMA = spark_schema(Observation)
 
 
 class StatsSettings(KafkaSettings, SparkSettings):
@@ -116,7 +101,7 @@ class StatsSettings(KafkaSettings, SparkSettings):
 
 
 def _hour_key(hour: Column) -> Column:
-    return F.date_format(hour, "yyyy-MM-dd'T'HH:mm:ss'Z'")
+    return F.date_format(hour, SPARK_HOUR_FORMAT)
 
 
 #: Name of the observed metrics (``observedMetrics`` of a query's progress) that count the
@@ -198,7 +183,7 @@ def hourly_stats(observations: DataFrame) -> DataFrame:
         _mean_of(readings, "dew_point_c").alias("dew_point_mean_c"),
         _mean_of(readings, "sea_level_pressure_hpa").alias("sea_level_pressure_mean_hpa"),
         _mean_of(readings, "wind_speed_ms").alias("wind_speed_mean_ms"),
-    )
+    ).select("key", *HourlyStats.__struct_fields__)  # the record's fields, in its order
 
 
 def hourly_summary(observations: DataFrame) -> DataFrame:
@@ -213,7 +198,7 @@ def hourly_summary(observations: DataFrame) -> DataFrame:
     hour = _hour_key(F.col("w.start"))
     return grouped.select(
         hour.alias("key"), hour.alias("hour"), "min_c", "max_c", "mean_c", "count", "stations"
-    )
+    ).select("key", *HourlySummary.__struct_fields__)
 
 
 def _to_kafka(df: DataFrame) -> DataFrame:

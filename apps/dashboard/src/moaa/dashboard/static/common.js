@@ -2,9 +2,12 @@
 "use strict";
 const moaa = (() => {
   const num = (x, digits) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(digits));
+  // Every hour the API sends is "YYYY-MM-DDTHH:MM:SSZ" (moaa.common.hours); only these read it.
   // "2013-01-02T23:00:00Z" → "2013-01-02 23:00 UTC"
   const hour = (iso) => (iso ? iso.replace("T", " ").replace(/:00(\.\d+)?(Z|\+00:00)$/, "") + " UTC" : "–");
   const shortHour = (iso) => (iso ? iso.slice(5, 16).replace("T", " ") : "");
+  // A time to the second: "2013-01-02T23:04:05.123Z" → "2013-01-02 23:04:05 UTC"
+  const time = (iso) => (iso ? `${iso.slice(0, 19).replace("T", " ")} UTC` : "–");
   async function getJSON(url) {
     const resp = await fetch(url, { headers: { Accept: "application/json" } });
     if (resp.status === 404) return null;
@@ -102,5 +105,5 @@ const moaa = (() => {
     input.addEventListener("blur", () => setTimeout(close, 150));
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", searchBox); else searchBox();
-  return { num, hour, shortHour, getJSON, colour, setText, live };
+  return { num, hour, shortHour, time, getJSON, colour, setText, live };
 })();

@@ -28,7 +28,7 @@
       tr.append(cell(r.topic, "text"), cell(r.partition), cell(r.committed ?? "none"), cell(r.high), cell(r.lag));
       return tr;
     }));
-    const errors = p.errors.map((e) => { const li = document.createElement("li"); li.textContent = `${e.time.slice(0, 19).replace("T", " ")} UTC · ${e.component} · ${e.message}`; return li; });
+    const errors = p.errors.map((e) => { const li = document.createElement("li"); li.textContent = `${moaa.time(e.time)} · ${e.component} · ${e.message}`; return li; });
     if (!errors.length) { const li = document.createElement("li"); li.className = "muted"; li.textContent = "none seen since the dashboard started"; errors.push(li); }
     document.getElementById("errors").replaceChildren(...errors);
     moaa.setText("refreshed", `updated ${new Date().toISOString().slice(11, 19)} UTC`);
