@@ -26,6 +26,7 @@ from pathlib import Path
 from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
 from pymongo import MongoClient
 
+from moaa.common.hours import format_hour
 from moaa.dashboard.scrape import parse_prometheus
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
@@ -73,7 +74,7 @@ def main() -> None:
         expected: dict[str, int] = {}
         for (_station, hour), _ in hourly_temperature_stats(SAMPLE).items():
             if START <= hour < START + timedelta(hours=total):
-                key = hour.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                key = format_hour(hour)
                 expected[key] = expected.get(key, 0) + 1
         feeder = subprocess.Popen(
             [MOAA, "feeder", "--tick", str(args.tick), "--hours", str(total)],

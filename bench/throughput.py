@@ -32,13 +32,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 
 from chain import MOAA, running_chain  # bench/chain.py (scripts run from bench/)
 from confluent_kafka import Consumer, TopicPartition
 from pymongo import MongoClient
 
+from moaa.common.hours import record_key
 from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_OBSERVATIONS
 from moaa.dashboard.scrape import kafka_lag
 from moaa.dataprep.groundtruth import stats_by_station_hour, temperature_stats_table
@@ -65,7 +65,7 @@ def _wrong(truth: dict, docs: dict) -> int:
     """Station-hours of ``truth`` missing from ``docs`` or stored with other values."""
     wrong = 0
     for (station, hour), (lo, hi, mean, count) in truth.items():
-        doc = docs.get(f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        doc = docs.get(record_key(station, hour))
         exact = doc is not None and (doc["min_c"], doc["max_c"], doc["count"]) == (lo, hi, count)
         wrong += not (exact and math.isclose(doc["mean_c"], mean, abs_tol=1e-9))
     return wrong

@@ -48,6 +48,7 @@ from confluent_kafka import Consumer
 from pymongo import MongoClient
 from throughput import _drained  # bench/throughput.py: the chain's end, read cheaply
 
+from moaa.common.hours import format_hour
 from moaa.common.kafka import TOPIC_HOURLY_STATS
 from moaa.dashboard.scrape import kafka_lag
 from moaa.dashboard.testing import ScaleFixture
@@ -211,11 +212,13 @@ def _chain_site(
                 time.sleep(1)
             kafka.close()
             time.sleep(12)  # the summary query runs on its own 5 s trigger
-            mongo: MongoClient[dict[str, object]] = MongoClient(chain.settings.mongo_uri)
+            mongo: MongoClient[dict[str, object]] = MongoClient(
+                chain.settings.mongo_uri, tz_aware=True
+            )
             last = mongo["moaa"]["hourly_summary"].find_one(sort=[("hour", -1)])
             mongo.close()
             assert last is not None
-            shown = f"{last['hour']:%Y-%m-%dT%H:%M:%SZ}"
+            shown = format_hour(last["hour"])
 
             def settled(resp: httpx.Response) -> bool:  # the site shows the stored last hour
                 now = resp.json()

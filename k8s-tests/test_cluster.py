@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import Cluster, wait_for
 
+from moaa.common.hours import record_key
 from moaa.common.kafka import ALL_TOPICS as TOPICS
 from moaa.common.kafka import SEVEN_DAYS_MS
 from moaa.dataprep.groundtruth import hourly_temperature_stats
@@ -135,7 +136,7 @@ def _stored_stats(cluster: Cluster) -> dict[str, dict[str, Any]]:
 
 def _truth_until(end: datetime) -> dict[str, tuple[float, float, float, int]]:
     return {
-        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        record_key(station, hour): value
         for (station, hour), value in hourly_temperature_stats(SAMPLE).items()
         if START <= hour < end
     }

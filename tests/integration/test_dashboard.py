@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from moaa.common.hours import format_hour, record_key
 from moaa.localstack.testing import free_ports
 from moaa.streaming.stats import StatsSettings
 
@@ -52,7 +53,7 @@ class Site:
 
 def _forecast_docs(issued: datetime) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     forecast = {
-        "_id": f"{EWR}|{issued:%Y-%m-%dT%H:%M:%SZ}",
+        "_id": record_key(EWR, issued),
         "station_id": EWR,
         "issued_at": issued,
         "model_version": 3,
@@ -188,7 +189,7 @@ def site(
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_hour(value)
 
 
 def _close(shown: str, expected: float | None, digits: int) -> bool:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from moaa.common.hours import format_hour
 from moaa.dashboard.testing import ScaleFixture
 from moaa.localstack.testing import free_ports
 from moaa.streaming.insert import Inserter
@@ -223,7 +224,7 @@ def test_a_new_hour_repaints_without_reloading(site: Site, browser: Any) -> None
     new_hour = LAST + timedelta(hours=1)
     docs = site.fixture.add_hour(site.db, new_hour, 500)
     page.wait_for_function(
-        f"document.body.dataset.hour === {json.dumps(new_hour.strftime('%Y-%m-%dT%H:%M:%SZ'))}",
+        f"document.body.dataset.hour === {json.dumps(format_hour(new_hour))}",
         timeout=30_000,
     )
     assert page.evaluate("window.__stillThePage") is True  # repainted, not reloaded

@@ -26,6 +26,7 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from moaa.common.hours import record_key
 from moaa.dataprep.groundtruth import hourly_temperature_stats
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import COLUMNS, synthesize
@@ -78,7 +79,7 @@ def _truth(raw: Path, workdir: Path) -> dict[str, tuple[float, float, float, int
             writer.writerows(row for row in rows if _well_formed(row))
     end = START + timedelta(hours=HOURS)
     return {
-        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        record_key(station, hour): value
         for (station, hour), value in hourly_temperature_stats(clean).items()
         if START <= hour < end
     }

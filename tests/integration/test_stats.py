@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from moaa.common.hours import record_key
 from moaa.dataprep.groundtruth import hourly_covariates, hourly_temperature_stats
 from moaa.streaming.forecast_features import COVARIATES
 
@@ -27,7 +28,7 @@ WEEK = 7 * 24
 def _truth(sample_dir: Path, hours: int) -> dict[str, tuple[float, float, float, int]]:
     end = START + timedelta(hours=hours)
     return {
-        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        record_key(station, hour): value
         for (station, hour), value in hourly_temperature_stats(sample_dir).items()
         if START <= hour < end
     }
@@ -119,7 +120,7 @@ def _check_covariates(docs: list[dict[str, Any]], sample_dir: Path) -> None:
     """The means of dew point, sea-level pressure and wind speed, under the names the forecast
     job reads them by, against DuckDB: absent where no observation of the hour carried one."""
     truth = {
-        f"{station}|{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}": value
+        record_key(station, hour): value
         for (station, hour), value in hourly_covariates(sample_dir).items()
     }
     for doc in docs:
