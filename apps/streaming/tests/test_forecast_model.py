@@ -317,3 +317,65 @@ def test_late_means_for_final_hours_are_ignored(spark: SparkSession, tmp_path: P
     assert (info.rows, info.late) == (1, 1)
     row = engine.store.hours.read_hours([START + 5]).collect()[0]
     assert row.x == data["A"][START + 5]
+
+
+def test_the_first_step_samples_its_candidates_and_training_is_bounded(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The sample rate needs the station count: the very first step (no table yet) takes
+    it from its own means, not "1 station" (which kept every candidate); and however many
+    rows the training set holds, a fit sees at most about ``train_max_rows``."""
+    stations = {s: _series(4, k) for k, s in enumerate("ABCDEFGH")}
+    # 8 stations × 3 days × 24 h × 24 leads = 13,824 window rows: a rate of 1/8
+    config = EngineConfig(**{**CONFIG.__dict__, "train_max_rows": 1728, "max_step_hours": 48})
+    engine, _ = _engine(spark, tmp_path / "f", config)
+    _ingest(engine, stations, range(START, START + 48))
+    [step] = list(engine.advance(START + 44))
+    assert step.first == START and engine.state.stations == 8
+    candidates = engine.store.candidates.read_hours(range(START, START + 45)).count()
+    everything = 8 * 45 * LEADS
+    assert 0 < candidates < everything / 4, (candidates, everything)
+
+    # a training set far above the bound (rows of an older, unsampled set): the fit thins it
+    small = EngineConfig(**{**config.__dict__, "train_max_rows": 200})
+    engine, _ = _engine(spark, tmp_path / "f", small)
+    _ingest(engine, stations, range(START + 48, START + 96), batch=1)
+    trained = [m for r in engine.advance(START + 92) for m in r.trained]
+    assert trained and trained[0].metadata["rows"] <= 2 * 200 < candidates
+
+
+def test_a_training_in_the_background_is_swapped_in_and_issuing_goes_on(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The job's mode: a due training starts after its step, steps go on meanwhile with the
+    model they have, and the new model is used from the first step after it is done."""
+    data = {"A": _series(5, 1), "B": _series(5, 2, offset=3)}
+    config = EngineConfig(**{**CONFIG.__dict__, "train_in_background": True})
+    engine, collect = _engine(spark, tmp_path / "f", config)
+    trained, steps = [], []
+    for batch, start in enumerate(range(START, START + 5 * 24, 12)):
+        _ingest(engine, data, range(start, start + 12), batch=batch)
+        for result in engine.advance(start + 11 - 3):
+            trained += [m.version for m in result.trained]
+            steps.append((result.first, result.last))
+            if result.last >= START + 48 and engine.model is None:
+                # the first training runs beside the next steps: it was started, not awaited
+                assert engine.training_hour == START + 48
+        # the test waits for each training after its batch, so the swap is at a known step
+        trained += [m.version for m in engine.wait_for_training()]
+    engine.close()
+    assert trained == [1, 2, 3]
+    # no step ended at a retrain hour: every step is a whole batch's final hours
+    assert all(b - a + 1 in (9, 12) for a, b in steps), steps
+    issued = sorted({epoch_hour(d["issued_at"]) for d in collect.docs})
+    # the first model (trained for START + 48) is used from the step after its own
+    first_step_after = min(a for a, _ in steps if a > START + 48)
+    assert issued[0] == first_step_after
+    assert issued == list(range(issued[0], engine.state.last_final + 1))  # none skipped
+    assert engine.state.train_version == max(
+        m.metadata["trained_through_hour"] for m in [engine.model] if m is not None
+    )
+    # a restart in this mode loads the latest model and goes on from the state
+    again, _ = _engine(spark, tmp_path / "f", config)
+    assert again.model is not None and again.model.version == 3
+    assert again.state == engine.state

@@ -44,7 +44,12 @@ from moaa.common.kafka import (
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
 from moaa.common.records import HourlyStats
-from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine, StepResult
+from moaa.streaming.forecast_engine import (
+    TRAINING_POOL,
+    EngineConfig,
+    ForecastEngine,
+    StepResult,
+)
 from moaa.streaming.forecast_features import (
     COVARIATES,
     PREDICTORS,
@@ -164,6 +169,13 @@ class ForecastSettings(KafkaSettings, SparkSettings):
         description="Most training rows (issues × 24 leads) in one training window: above it the "
         "issues are sampled (deterministically, by station and hour) to stay below.",
     )
+    forecast_train_in_background: bool = Field(
+        True,
+        description="Train beside issuing: a due retraining runs in the background (Spark "
+        "scheduler pool `training`, a third of the cores when both want them) while forecasts go "
+        "on with the current model, swapped for the new one when it is ready. false: the job "
+        "waits for each training (what the walk-forward benchmark does).",
+    )
     forecast_partitions: int = Field(
         4,
         ge=1,
@@ -190,7 +202,30 @@ class ForecastSettings(KafkaSettings, SparkSettings):
             train_max_rows=self.forecast_train_max_rows,
             buckets=2 * self.forecast_partitions,
             station_skill_every_hours=self.forecast_station_skill_every_hours,
+            train_in_background=self.forecast_train_in_background,
         )
+
+
+#: Steps (the default pool) get three times a background training's share of the cores,
+#: and at least one core whenever they have tasks.
+_POOLS = f"""<?xml version="1.0"?>
+<allocations>
+  <pool name="default">
+    <schedulingMode>FIFO</schedulingMode><weight>3</weight><minShare>1</minShare>
+  </pool>
+  <pool name="{TRAINING_POOL}">
+    <schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>
+  </pool>
+</allocations>
+"""
+
+
+def _scheduler_pools(root: Path) -> dict[str, str]:
+    """Spark conf of the fair scheduler with the two pools of :data:`_POOLS`."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "scheduler-pools.xml"
+    path.write_text(_POOLS)
+    return {"spark.scheduler.mode": "FAIR", "spark.scheduler.allocation.file": str(path)}
 
 
 def _on_train(stored: StoredModel, seconds: float) -> None:
@@ -260,6 +295,7 @@ class ForecastJob:
         conf = {
             **metrics_conf("moaa_forecast"),
             "spark.sql.shuffle.partitions": str(s.forecast_partitions),
+            **_scheduler_pools(self.root),
         }
         self.spark = build_session("moaa-forecast", s, conf)
         self.spark.sparkContext.setLogLevel("WARN")
@@ -305,6 +341,7 @@ class ForecastJob:
         log.info("forecast job reading %s", s.topic_hourly_stats)
         supervise(self.spark, [self._query], self._stop)
         self._query.stop()
+        engine.close()  # a training still running is abandoned: it is redone after a restart
         self.spark.stop()
 
     # -- one micro-batch ----------------------------------------------------------------------

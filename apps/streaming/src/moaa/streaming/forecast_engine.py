@@ -40,6 +40,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,7 +88,14 @@ from moaa.streaming.forecast_store import (
     ForecastStore,
 )
 
-__all__ = ["EngineConfig", "ForecastEngine", "ForecastSink", "IngestInfo", "StepResult"]
+__all__ = [
+    "TRAINING_POOL",
+    "EngineConfig",
+    "ForecastEngine",
+    "ForecastSink",
+    "IngestInfo",
+    "StepResult",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +133,8 @@ _OUT_SCHEMA = StructType(
 _TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
 #: Where an incoming mean came from: of several for one station and hour, the last counts.
 _ARRIVAL = ("batch_id", "partition", "offset")
+#: The Spark scheduler pool of background trainings (see ``EngineConfig.train_in_background``).
+TRAINING_POOL = "training"
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,12 @@ class EngineConfig:
     #: Per-station skill documents are published every this many final hours (``ALL`` on
     #: every step): at 14,000 stations they are 14,000 upserts each time.
     station_skill_every_hours: int = 1
+    #: Train beside issuing (the job): a due training runs in a background thread (Spark
+    #: pool ``training``) while the steps go on with the current model, and the new model is
+    #: used from the first step after the training ends. Off (the walk-forward benchmark,
+    #: the tests), a step ends at the retrain hour and waits for the new model, which then
+    #: scores that hour's issues: the result does not depend on how long a training takes.
+    train_in_background: bool = False
 
     @property
     def keep_hours(self) -> int:
@@ -187,6 +203,11 @@ class StepResult:
 
 def _bucket(buckets: int) -> Column:
     return F.pmod(F.hash("station_id"), F.lit(buckets))
+
+
+def _issue_draw() -> Column:
+    """A deterministic number in [0, 1) per station and issue hour (a training subset)."""
+    return (F.abs(F.xxhash64("station_id", "issue_hour")) % 1_000_000) / 1_000_000
 
 
 def _valid(name: str) -> Column:
@@ -234,6 +255,8 @@ class ForecastEngine:
         self.store.drop_versions(self.store.skill_dir, [self.state.skill_version])
         self.models.discard_trained_after(self.state.last_final)
         self.model: StoredModel | None = self.models.latest()
+        self._trainer: ThreadPoolExecutor | None = None
+        self._training: tuple[int, Future[tuple[StoredModel | None, float]]] | None = None
 
     # -- input ------------------------------------------------------------------------------
 
@@ -283,14 +306,67 @@ class ForecastEngine:
         if start is None:
             return
         while start <= final_through:
+            adopted = self._adopt_finished_training()
             last = min(final_through, start + self.config.max_step_hours - 1)
             retrain = self._next_retrain(start, last)
+            if self.config.train_in_background:
+                result = self._step(start, last, None)
+                result.trained += adopted
+                if retrain is not None:
+                    self._start_training(retrain)
+                yield result
+                start = last + 1
+                continue
             yield self._step(start, retrain if retrain is not None else last, retrain)
             start = (retrain if retrain is not None else last) + 1
+
+    @property
+    def training_hour(self) -> int | None:
+        """The retrain hour of the training running in the background, if one is."""
+        return self._training[0] if self._training is not None else None
+
+    def wait_for_training(self, timeout: float | None = None) -> list[StoredModel]:
+        """Wait for a background training to end and use its model (tests, shutdown)."""
+        if self._training is not None:
+            wait([self._training[1]], timeout)
+        return self._adopt_finished_training()
+
+    def close(self) -> None:
+        """Stop the trainer thread without waiting: a training still running ends with the
+        Spark session (its model is not saved, and it is trained again after a restart)."""
+        if self._trainer is not None:
+            self._trainer.shutdown(wait=False, cancel_futures=True)
+            self._trainer = None
+
+    def _start_training(self, hour: int) -> None:
+        if self._trainer is None:
+            self._trainer = ThreadPoolExecutor(1, thread_name_prefix="forecast-training")
+        log.info("training for %s started beside issuing", format_epoch_hour(hour))
+        self._training = (hour, self._trainer.submit(self._train_in_pool, hour))
+
+    def _train_in_pool(self, hour: int) -> tuple[StoredModel | None, float]:
+        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", TRAINING_POOL)
+        try:
+            return self._train(hour)
+        finally:
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]  # None clears it
+
+    def _adopt_finished_training(self) -> list[StoredModel]:
+        """Use the model of a background training that has ended (its error is raised: a
+        training that fails ends the job, loudly)."""
+        if self._training is None or not self._training[1].done():
+            return []
+        hour, future = self._training
+        self._training = None
+        stored, seconds = future.result()
+        self._adopt(hour, stored, seconds)
+        return [stored] if stored is not None else []
 
     def _next_retrain(self, first: int, last: int) -> int | None:
         """The first hour of ``first … last`` at which a training is due, if any."""
         cfg = self.config
+        if self._training is not None:  # one is running: the next is due after it
+            return None
         if self.model is None:
             origin = self.state.first_hour if self.state.first_hour is not None else first
             due = origin + math.ceil(cfg.min_history_days * 24)
@@ -338,7 +414,8 @@ class ForecastEngine:
                 result.forecasts = int(counts["forecast"]["n"])
                 result.latest_issue = counts["forecast"]["latest"]
             if retrain is not None:
-                trained = self._retrain(retrain)
+                trained, seconds = self._train(retrain)
+                self._adopt(retrain, trained, seconds)
                 t = result.timed("train", t)
                 if trained is not None:
                     result.trained.append(trained)
@@ -398,7 +475,10 @@ class ForecastEngine:
             "n",
         )
         verify = pending.unionByName(skill).withColumn("bucket", _bucket(cfg.buckets))
-        window_rows = max(state.stations or 0, 1) * cfg.window_days * 24 * LEADS
+        stations = state.stations
+        if not stations:  # the first step: its own means say how many stations there are
+            stations = store.read_incoming(a, b).select("station_id").distinct().count()
+        window_rows = max(stations, 1) * cfg.window_days * 24 * LEADS
         weights, intercept = None, 0.0
         if self.model is not None:
             coef, intercept = coefficients(self.model.model)
@@ -481,10 +561,20 @@ class ForecastEngine:
 
     # 3. retrain -----------------------------------------------------------------------------
 
-    def _retrain(self, hour: int) -> StoredModel | None:
+    def _adopt(self, hour: int, stored: StoredModel | None, seconds: float) -> None:
+        """Make the training for ``hour`` current: its training set, and its model if any."""
+        self.state.train_version = hour
+        if stored is None:
+            return
+        self.model = stored
+        if self.on_train:
+            self.on_train(stored, seconds)
+
+    def _train(self, hour: int) -> tuple[StoredModel | None, float]:
         """Train on the window before ``hour`` (targets up to ``hour``); the new training set
         (the previous one, the candidates since, labels filled in) is written as
-        ``train/v<hour>``."""
+        ``train/v<hour>``. Returns the saved model (None: no labelled row) and the seconds
+        it took; the engine's state is left to :meth:`_adopt`."""
         started = time.perf_counter()
         cfg, store, state = self.config, self.store, self.state
         first_hour = state.first_hour if state.first_hour is not None else hour
@@ -528,10 +618,24 @@ class ForecastEngine:
             stats = labelled.agg(
                 F.count(F.lit(1)).alias("rows"), F.countDistinct("station_id").alias("stations")
             ).first()
-            self.state.train_version = hour
             if not stats["rows"]:
-                return None
-            model, errors = train(labelled, cfg.reg_param)
+                return None, time.perf_counter() - started
+            fit_on = labelled
+            if stats["rows"] > cfg.train_max_rows * 1.1:
+                # more rows than the candidates' sample allows for (never, unless the station
+                # count grew fast): a deterministic subset of issues bounds the training's cost
+                keep = cfg.train_max_rows / stats["rows"]
+                log.warning(
+                    "training set of %d rows: training on %.1f%% of its issues",
+                    stats["rows"],
+                    100 * keep,
+                )
+                fit_on = labelled.where(_issue_draw() < keep).persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                model, errors = train(fit_on, cfg.reg_param)
+            finally:
+                if fit_on is not labelled:
+                    fit_on.unpersist()
         finally:
             labelled.unpersist()
         stored = self.models.save(
@@ -550,10 +654,7 @@ class ForecastEngine:
                 **errors,
             },
         )
-        self.model = stored
-        if self.on_train:
-            self.on_train(stored, time.perf_counter() - started)
-        return stored
+        return stored, time.perf_counter() - started
 
     # -- retention ------------------------------------------------------------------------------
 
@@ -566,7 +667,7 @@ class ForecastEngine:
             store.candidates.drop_steps(before=state.train_version)
         store.candidates.drop_steps(before=last_final - cfg.window_days * 24 - LEADS)
         store.drop_pending(through=last_final)
-        store.drop_versions(store.train_dir, [state.train_version])
+        store.drop_versions(store.train_dir, [state.train_version, self.training_hour])
         store.drop_versions(store.skill_dir, [state.skill_version])
 
 

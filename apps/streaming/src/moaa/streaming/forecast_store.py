@@ -25,11 +25,13 @@ from an interrupted step and is removed.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -114,6 +116,8 @@ SKILL_TABLE_SCHEMA = StructType(
     ]
 )
 
+#: Row groups of the step tables: a few hours of every station each.
+_ROW_GROUP_BYTES = str(4 << 20)
 _STEP = re.compile(r"step=(-?\d+)")
 _HOUR = re.compile(r"hour=(-?\d+)")
 _VERSION = re.compile(r"v(-?\d+)")
@@ -143,7 +147,15 @@ class StepTable:
         output path: writing it does not invalidate a cached DataFrame that reads *other*
         steps of the table (Spark drops the cache of every plan reading under the path it
         writes, and the step's pass, which feeds every write of the step, reads this table)."""
-        df.coalesce(1).write.mode("overwrite").parquet(str(self.root / f"step={step}"))
+        (
+            df.coalesce(1)
+            # by hour, in small row groups: a read of a few hours skips the others' row
+            # groups (Parquet statistics) instead of decoding the whole step
+            .sortWithinPartitions(self.hour_col)
+            .write.mode("overwrite")
+            .option("parquet.block.size", _ROW_GROUP_BYTES)
+            .parquet(str(self.root / f"step={step}"))
+        )
 
     def read_all(self) -> DataFrame:
         """Every row of every step."""
@@ -170,11 +182,11 @@ class StepTable:
         if not paths:
             return _empty(self.spark, self.schema)
         df = self.spark.read.schema(self.schema).option("basePath", str(self.root)).parquet(*paths)
-        lo, hi = wanted[0], wanted[-1]
-        df = df.where(F.col(self.hour_col).between(lo, hi))
-        if hi - lo + 1 != len(wanted):
-            df = df.where(F.col(self.hour_col).isin(wanted))
-        return df.select(*self.schema.fieldNames())
+        # one range per run of consecutive hours: Parquet gets the ranges (an ``isin`` of
+        # more than a few values reaches it as its overall min … max only)
+        hour = F.col(self.hour_col)
+        ranges = [hour.between(lo, hi) for lo, hi in _runs(wanted)]
+        return df.where(reduce(operator.or_, ranges)).select(*self.schema.fieldNames())
 
     def drop_steps(
         self, keep: Iterable[int] | None = None, before: int | None = None, after: int | None = None
@@ -189,6 +201,17 @@ class StepTable:
             )
             if gone and (keep is None or a not in set(keep)):
                 shutil.rmtree(self.root / f"step={a}", ignore_errors=True)
+
+
+def _runs(sorted_hours: list[int]) -> list[tuple[int, int]]:
+    """``[1, 2, 3, 7, 8]`` → ``[(1, 3), (7, 8)]``."""
+    runs: list[tuple[int, int]] = []
+    for h in sorted_hours:
+        if runs and h == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], h)
+        else:
+            runs.append((h, h))
+    return runs
 
 
 def _probe(wanted: list[int], a: int, end: int | None) -> list[int]:
