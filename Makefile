@@ -49,9 +49,13 @@ fmt: venv ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-.PHONY: schemas
-schemas: venv ## Regenerate docs/schemas/ (JSON Schema of every record) from moaa.common.records
+.PHONY: docs
+docs: venv ## Regenerate docs/settings.md, docs/metrics.md and docs/schemas/ from the code
+	$(VENV)/bin/python -m moaa.localstack.reference docs
 	$(VENV)/bin/python -m moaa.common.records docs/schemas
+
+.PHONY: schemas
+schemas: docs ## Same as `make docs` (the records' JSON Schemas are part of it)
 
 .PHONY: test
 test: setup lint ## Set up, then run every test (unit + real Kafka/FerretDB/Spark integration)

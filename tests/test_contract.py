@@ -58,9 +58,9 @@ def _fields(record: type[msgspec.Struct]) -> set[str]:
 def test_the_published_json_schemas_are_current() -> None:
     expected = json_schemas()
     on_disk = {p.name for p in SCHEMAS.glob("*.json")}
-    assert on_disk == set(expected), "regenerate: make schemas"
+    assert on_disk == set(expected), "regenerate: make docs"
     for name, schema in expected.items():
-        assert json.loads((SCHEMAS / name).read_text()) == schema, f"{name} is stale: make schemas"
+        assert json.loads((SCHEMAS / name).read_text()) == schema, f"{name} is stale: make docs"
 
 
 def test_every_record_has_its_schema_id() -> None:

@@ -1,59 +1,44 @@
-"""The README stays the user's manual: every setting and every metric is in its tables."""
+"""The documentation stays true: the generated reference pages are what the code generates,
+and every relative link of the README and ``docs/`` leads to a file that exists."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
 from moaa.common.settings import MoaaSettings
-
-# Every module that defines settings or metrics, so their classes and collectors exist.
-MODULES = [
-    "moaa.common.kafka",
-    "moaa.localstack.settings",
-    "moaa.streaming.spark",
-    "moaa.dataprep.download",
-    "moaa.dataprep.prepare",
-    "moaa.feeder.feeder",
-    "moaa.producer.server",
-    "moaa.producer.publisher",
-    "moaa.streaming.stats",
-    "moaa.streaming.forecast",
-    "moaa.streaming.insert",
-    "moaa.streaming.show",
-    "moaa.dashboard.settings",
-    "moaa.dashboard.app",
-]
+from moaa.localstack import reference
 
 
-def _subclasses(cls: type) -> set[type]:
-    found = set()
-    for sub in cls.__subclasses__():
-        found |= {sub, *_subclasses(sub)}
-    return found
+def test_the_settings_page_is_current(repo_root: Path) -> None:
+    page = (repo_root / "docs" / "settings.md").read_text()
+    assert page == reference.settings_markdown(), "docs/settings.md is stale: run `make docs`"
 
 
-def test_every_setting_is_documented(repo_root: Path) -> None:
-    for name in MODULES:
-        importlib.import_module(name)
-    readme = (repo_root / "README.md").read_text()
-    documented = set(re.findall(r"`(MOAA_[A-Z0-9_]+)`", readme))
+def test_the_metrics_page_is_current(repo_root: Path) -> None:
+    page = (repo_root / "docs" / "metrics.md").read_text()
+    assert page == reference.metrics_markdown(), "docs/metrics.md is stale: run `make docs`"
+
+
+def test_every_setting_and_metric_is_on_its_page(repo_root: Path) -> None:
+    reference.settings_markdown()  # imports every module of reference.MODULES
+    documented = set(re.findall(r"`(MOAA_[A-Z0-9_]+)`", reference.settings_markdown()))
     fields = {
-        f"MOAA_{field.upper()}"
-        for cls in {MoaaSettings, *_subclasses(MoaaSettings)}
-        for field in cls.model_fields
+        f"MOAA_{name.upper()}"
+        for cls in {MoaaSettings, *reference._subclasses(MoaaSettings)}
+        for name in cls.model_fields
     }
-    assert fields - documented == set(), "settings missing from the README settings table"
+    assert fields - documented == set()
+    assert "`weather_forecast_lag_hours`" in reference.metrics_markdown()
 
 
-def test_every_metric_is_documented(repo_root: Path) -> None:
-    for name in MODULES:
-        importlib.import_module(name)
-    readme = (repo_root / "README.md").read_text()
-    ours = {m.name for m in REGISTRY.collect() if m.name.startswith("weather_")}
-    assert ours, "no weather_ metric registered"
-    missing = {m for m in ours if f"`{m}" not in readme}
-    assert missing == set(), "metrics missing from the README metrics table"
+def test_relative_links_lead_somewhere(repo_root: Path) -> None:
+    pages = [repo_root / "README.md", *sorted((repo_root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(repo_root)} → {target}")
+    assert broken == []

@@ -21,7 +21,7 @@ socket frames              protocol 1              :mod:`moaa.common.protocol` (
 Field names here are the wire names. Every other form is derived from these classes or
 checked against them by a test: the Spark schemas the jobs parse with
 (:func:`moaa.streaming.spark.spark_schema`), the columns the jobs write, the website's API
-models, and the JSON Schemas in ``docs/schemas/`` (``make schemas`` writes them; a test
+models, and the JSON Schemas in ``docs/schemas/`` (``make docs`` writes them; a test
 checks they are current). Hours are strings of :mod:`moaa.common.hours` on the wire
 (``datetime`` here: msgspec writes them in that form).
 

@@ -77,7 +77,7 @@ class ReportSchedule:
     summaries: bool  # SOD at 23:59 every day and SOM at the month's end (US ASOS)
 
 
-#: The report mix of the real archive per station kind (see the README's *Synthetic data*).
+#: The report mix of the real archive per station kind (see docs/architecture.md, *Synthetic data*).
 REPORT_MIX = {
     "asos": ReportSchedule((51,), 0, 0.30, True),
     "metar_half_hourly": ReportSchedule((20, 50), 3, 0.02, False),
