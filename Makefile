@@ -40,9 +40,10 @@ setup: venv ## venv + the cached toolchain (Kafka jars, FerretDB, helm, Spark co
 	$(MOAA) local toolchain
 
 .PHONY: lint
-lint: venv ## ruff lint and format check (never modifies files)
+lint: venv ## ruff lint and format check, mypy type check (never modifies files)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 .PHONY: fmt
 fmt: venv ## Format and autofix with ruff

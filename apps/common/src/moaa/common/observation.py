@@ -96,7 +96,7 @@ class Observation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready dict form (what :meth:`to_json` encodes)."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        return msgspec.to_builtins(self)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Observation:
@@ -128,7 +128,7 @@ class Rejection(msgspec.Struct, frozen=True):
         return _ENCODER.encode(self)
 
     def to_record(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        return msgspec.to_builtins(self)
 
 
 _ENCODER = msgspec.json.Encoder()

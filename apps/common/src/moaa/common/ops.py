@@ -98,6 +98,7 @@ def exit_on_thread_crash(component: str) -> None:
     """
 
     def _hook(args: threading.ExceptHookArgs) -> None:
+        # exc_value is typed optional, but is the SystemExit itself when exc_type is one
         if issubclass(args.exc_type, SystemExit) and args.exc_value.code in (None, 0):  # type: ignore[union-attr]
             return
         name = args.thread.name if args.thread else "?"
@@ -107,6 +108,7 @@ def exit_on_thread_crash(component: str) -> None:
                 component,
                 args.exc_type.__name__,
                 name,
+                # the hook's fields are typed optional; for an exception they are all set
                 exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
                 extra={"crashed_thread": name},
             )

@@ -209,7 +209,7 @@ class HourFigures:
 def _column(values: np.ndarray) -> list[float | None]:
     rounded = np.round(values, DECIMALS)
     if not np.isnan(rounded).any():
-        return rounded.tolist()  # type: ignore[no-any-return]
+        return rounded.tolist()
     return [None if math.isnan(v) else v for v in rounded.tolist()]
 
 

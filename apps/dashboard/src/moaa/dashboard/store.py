@@ -63,7 +63,7 @@ class Store:
         if self.trace is not None:
             self.trace.append(q)
         cursor = self.db[q.collection].find(q.filter, q.projection, sort=list(q.sort) or None)
-        return cursor.limit(q.limit) if q.limit else cursor  # type: ignore[no-any-return]
+        return cursor.limit(q.limit) if q.limit else cursor
 
     def _find(self, q: Find) -> list[Doc]:
         return list(self._cursor(q))
@@ -78,7 +78,7 @@ class Store:
         for coll in ("hourly_summary", "hourly_stats"):
             doc = self._first(Find(coll, {}, "hour", (("hour", DESCENDING),), 1, {"hour": 1}))
             if doc is not None:
-                return doc["hour"]  # type: ignore[no-any-return]
+                return doc["hour"]
         return None
 
     def summaries(self, end: datetime, hours: int) -> list[Doc]:

@@ -40,10 +40,7 @@ def _stations(count: int) -> list[_Station]:
         raise ValueError(f"the ISD station list has {len(known)} stations with a position")
     step = len(known) / count
     chosen = [known[int(i * step)] for i in range(count)]
-    return [
-        _Station(s.station_id, s.name, s.latitude, s.longitude, s.elevation_m)  # type: ignore[arg-type]
-        for s in chosen
-    ]
+    return [_Station(s.station_id, s.name, s.latitude, s.longitude, s.elevation_m) for s in chosen]
 
 
 def hour_documents(stations: list[_Station], hour: datetime, rng: np.random.Generator) -> list[Doc]:

@@ -168,7 +168,7 @@ def synthesize_station(
     temps = _climate(station, hour_ts, rng)
     kind = station_kind(station, pyrng)
     schedule = REPORT_MIX[kind]
-    outages = set()
+    outages: set[int] = set()
     for _ in range(pyrng.randint(0, 2)):
         begin = pyrng.randrange(year_hours or hours)
         outages.update(range(begin, min(hours, begin + pyrng.randint(6, 72))))

@@ -284,16 +284,19 @@ class Feeder:
             return None
         if self._next_hour <= self.end and len(self._in_flight) < self.settings.feeder_window:
             wait = min(wait, self._next_send_at - now)  # wake up for the next tick
-        readable, _, _ = select.select([self._sock], [], [], 0)
+        sock = self._sock
+        if sock is None:  # never: the loop runs while connected
+            return None
+        readable, _, _ = select.select([sock], [], [], 0)
         if not readable:
             # Nothing to read right now: a good moment to persist what was acknowledged
             # (acks that arrive together share one checkpoint write).
             self._save_checkpoint()
-            readable, _, _ = select.select([self._sock], [], [], max(wait, 0.0))
+            readable, _, _ = select.select([sock], [], [], max(wait, 0.0))
         if not readable:
             return None
         try:
-            answer = decode_server_message(read_frame(self._sock))  # type: ignore[arg-type]
+            answer = decode_server_message(read_frame(self._sock))
         except (OSError, PeerClosed, msgspec.DecodeError, msgspec.ValidationError) as exc:
             self._restart_from_first_unacked(f"lost the producer ({exc})")
             return None

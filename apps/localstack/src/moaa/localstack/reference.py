@@ -51,6 +51,7 @@ def _load() -> None:
 
 def _subclasses(cls: type) -> list[type]:
     found: list[type] = []
+    sub: type
     for sub in cls.__subclasses__():
         found += [sub, *_subclasses(sub)]
     return found
@@ -128,7 +129,7 @@ def settings_markdown() -> str:
 def metrics_markdown() -> str:
     """Every ``weather_*`` metric of the project's components: name, type, labels, help."""
     _load()
-    collectors = {
+    collectors: set[Any] = {  # the collectors carry their name, type and help as attributes
         c
         for c in list(REGISTRY._collector_to_names)
         if str(getattr(c, "_name", "")).startswith("weather_")

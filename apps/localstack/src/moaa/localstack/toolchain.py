@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -106,7 +106,7 @@ class Toolchain:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def _ensure_dir(self, name: str, fill: object) -> Path:
+    def _ensure_dir(self, name: str, fill: Callable[[Path], object]) -> Path:
         """Return ``<cache>/<name>``, creating it with ``fill(tmp_dir)`` when absent."""
         final = self.cache_dir / name
         if final.is_dir():
@@ -118,7 +118,7 @@ class Toolchain:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             log.info("fetching %s into %s (first run only)", name, final)
-            fill(tmp)  # type: ignore[operator]
+            fill(tmp)
             tmp.rename(final)
         return final
 

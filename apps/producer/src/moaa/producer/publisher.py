@@ -88,8 +88,9 @@ class Receipt:
         """
         with self._lock:
             if err is not None:
-                self.errors.append(f"{msg.topic()}: {err}")
-                self._failed[msg.topic()] += 1
+                topic = msg.topic() or "?"
+                self.errors.append(f"{topic}: {err}")
+                self._failed[topic] += 1
             self._reported += 1
             if self._total is not None and self._reported >= self._total:
                 self._finish(msg.latency())

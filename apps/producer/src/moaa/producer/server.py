@@ -169,7 +169,7 @@ class _Handler(socketserver.BaseRequestHandler):
             if broken:
                 continue  # keep waiting for outcomes so nothing is left half-tracked
             try:
-                send_frame(self.request, encode(message))  # type: ignore[arg-type]
+                send_frame(self.request, encode(message))
             except OSError as exc:
                 log.warning("could not answer the feeder: %s", exc)
                 broken = True

@@ -273,7 +273,7 @@ class ForecastEngine:
                 F.max("hour").alias("newest"),
                 F.min("hour").alias("oldest"),
                 F.sum(late.cast("long")).alias("late"),
-            ).first()
+            ).collect()[0]  # an aggregate without grouping: always one row
             info = IngestInfo(int(agg["n"]), agg["newest"], agg["oldest"], int(agg["late"] or 0))
             if info.rows > info.late:
                 self.store.append_incoming(rows.where(~late) if last_final is not None else rows)
@@ -349,7 +349,8 @@ class ForecastEngine:
         try:
             return self._train(hour)
         finally:
-            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]  # None clears it
+            # pyspark types the value as str, but None is what clears a local property
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
 
     def _adopt_finished_training(self) -> list[StoredModel]:
         """Use the model of a background training that has ended (its error is raised: a
@@ -917,8 +918,8 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
                 b,
                 spec.version,
             )
-            values = [_json(doc) for doc in docs]
-            outputs.append(_frame("skill_doc", {"key": stations[touched], "value": values}))
+            texts = [_json(doc) for doc in docs]
+            outputs.append(_frame("skill_doc", {"key": stations[touched], "value": texts}))
     outputs.append(
         _frame(
             "count",

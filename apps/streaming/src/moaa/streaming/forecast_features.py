@@ -389,7 +389,7 @@ def _series_table(
 ) -> Table:
     """The final-hours table of one station from dense arrays that all end at ``issue_hour``
     (of any lengths: an hour before an array's start is missing)."""
-    arrays = {"x": past}
+    arrays: dict[str, np.ndarray | None] = {"x": past}
     for name, key in zip(COVARIATES, ("dew", "slp", "wind"), strict=True):
         arrays[key] = (covariates or {}).get(name)
     m = max(len(a) for a in arrays.values() if a is not None)
@@ -475,7 +475,7 @@ def lead_basis(lead: float) -> list[float]:
 
 def skill(mae_model: float, mae_same_hour_yesterday: float) -> float | None:
     """:data:`SKILL_DEFINITION`; None when either MAE is unknown or the baseline's is 0."""
-    value = float(skill_values(np.float64(mae_model), np.float64(mae_same_hour_yesterday)))
+    value = float(skill_values(np.array(mae_model), np.array(mae_same_hour_yesterday)))
     return None if math.isnan(value) else round(value, 6)
 
 

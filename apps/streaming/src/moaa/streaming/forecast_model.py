@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import SQLTransformer, VectorAssembler
-from pyspark.ml.regression import LinearRegression
+from pyspark.ml.regression import LinearRegression, LinearRegressionModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
@@ -134,12 +134,20 @@ def train(rows: DataFrame, reg_param: float = 1e-3) -> tuple[PipelineModel, dict
     """Fit on rows with a label; return the model and its training error (°C)."""
     labelled = rows.where(F.col("label").isNotNull())
     model = build_pipeline(reg_param).fit(labelled)
-    summary = model.stages[-1].summary
+    summary = _regression(model).summary
     return model, {
         "rows": int(summary.numInstances),
         "train_mae_c": float(summary.meanAbsoluteError),
         "train_rmse_c": float(summary.rootMeanSquaredError),
     }
+
+
+def _regression(model: PipelineModel) -> LinearRegressionModel:
+    """The fitted regression, the pipeline's last stage (see :func:`build_pipeline`)."""
+    stage = model.stages[-1]
+    if not isinstance(stage, LinearRegressionModel):
+        raise TypeError(f"not a forecast pipeline: its last stage is {type(stage).__name__}")
+    return stage
 
 
 def score(model: PipelineModel, rows: DataFrame) -> DataFrame:
@@ -150,7 +158,7 @@ def score(model: PipelineModel, rows: DataFrame) -> DataFrame:
 
 def coefficients(model: PipelineModel) -> tuple[np.ndarray, float]:
     """The linear regression's coefficients (over the crossed columns) and intercept."""
-    regression = model.stages[-1]
+    regression = _regression(model)
     return np.asarray(regression.coefficients.toArray(), dtype=float), float(regression.intercept)
 
 
