@@ -50,6 +50,7 @@ from moaa.common.hours import format_epoch_hour
 from moaa.common.kafka import TOPIC_FORECASTS, TOPIC_HOURLY_STATS, ensure_topics
 from moaa.localstack.services import LocalStack
 from moaa.localstack.testing import free_ports
+from moaa.streaming.forecast_store import LAYOUT
 
 FINAL_LAG = 3
 BURST = 48
@@ -167,6 +168,22 @@ def _publish(producer: Producer, messages: list[tuple[str, str]]) -> float:
     return time.time()
 
 
+def _wait_warm(root: Path, final_hour: int, timeout: float, job: subprocess.Popen[bytes]) -> bool:
+    """Until the job's state has processed ``final_hour`` and a model is saved."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            raise SystemExit(f"the forecast job exited with {job.returncode}: see its log")
+        try:
+            last = json.loads((root / "state.json").read_text()).get("last_final")
+        except (OSError, ValueError):
+            last = None
+        if last is not None and last >= final_hour and any((root / "models").glob("v*")):
+            return True
+        time.sleep(2)
+    return False
+
+
 def _job_log(path: Path) -> tuple[list[float], list[dict]]:
     trainings, steps = [], []
     for line in path.read_text(errors="replace").splitlines():
@@ -246,7 +263,9 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         # 1. warm-up: the backlog, at once
         started = time.time()
         sent, newest = publish(args.backlog_days * 24)
-        ok = reader.wait_for(format_epoch_hour(newest - FINAL_LAG), args.timeout, procs[0])
+        # the backlog processed and the first model trained (the job trains beside issuing:
+        # that model is used from the first live hour on)
+        ok = _wait_warm(work / "checkpoints" / LAYOUT, newest - FINAL_LAG, args.timeout, procs[0])
         backlog_s = time.time() - started
         print(f"{stations}: warm-up of {args.backlog_days} days in {backlog_s:.0f} s", flush=True)
         if not ok:
