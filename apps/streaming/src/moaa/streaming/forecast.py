@@ -220,6 +220,10 @@ _POOLS = f"""<?xml version="1.0"?>
 """
 
 
+#: How often the job looks for a finished background training (see ``ForecastJob._tend``).
+_TEND_EVERY_S = 2.0
+
+
 def _scheduler_pools(root: Path) -> dict[str, str]:
     """Spark conf of the fair scheduler with the two pools of :data:`_POOLS`."""
     root.mkdir(parents=True, exist_ok=True)
@@ -267,6 +271,8 @@ class ForecastJob:
         self.settings = settings
         self.root = settings.checkpoint_dir / LAYOUT
         self._stop = threading.Event()
+        #: the engine is driven by the streaming query's batches and by the tending thread
+        self._lock = threading.Lock()
         self._query: Any = None
         self.spark: SparkSession | None = None
         self.engine: ForecastEngine | None = None
@@ -339,6 +345,8 @@ class ForecastJob:
             .start()
         )
         log.info("forecast job reading %s", s.topic_hourly_stats)
+        if s.forecast_train_in_background:
+            threading.Thread(target=self._tend, name="forecast-tend", daemon=True).start()
         supervise(self.spark, [self._query], self._stop)
         self._query.stop()
         engine.close()  # a training still running is abandoned: it is redone after a restart
@@ -351,7 +359,20 @@ class ForecastJob:
             raise RuntimeError("the forecast engine is not started")
         return self.engine
 
+    def _tend(self) -> None:
+        """Every few seconds: a background training's model is used as soon as it is ready,
+        and the next due one started, even when no new hourly means arrive (a raised
+        training error ends the job: see ``exit_on_thread_crash``)."""
+        engine = self._engine()
+        while not self._stop.wait(_TEND_EVERY_S):
+            with self._lock:
+                engine.tend()
+
     def _batch(self, batch: DataFrame, batch_id: int) -> None:
+        with self._lock:
+            self._batch_locked(batch, batch_id)
+
+    def _batch_locked(self, batch: DataFrame, batch_id: int) -> None:
         engine = self._engine()
         started = time.perf_counter()
         parsed = (

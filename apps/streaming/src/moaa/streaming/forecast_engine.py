@@ -306,7 +306,7 @@ class ForecastEngine:
         if start is None:
             return
         while start <= final_through:
-            adopted = self._adopt_finished_training()
+            adopted = self.tend()
             last = min(final_through, start + self.config.max_step_hours - 1)
             retrain = self._next_retrain(start, last)
             if self.config.train_in_background:
@@ -319,6 +319,19 @@ class ForecastEngine:
                 continue
             yield self._step(start, retrain if retrain is not None else last, retrain)
             start = (retrain if retrain is not None else last) + 1
+
+    def tend(self) -> list[StoredModel]:
+        """Between steps, in background mode: use the model of a training that has ended, and
+        start the next training if it is already due at the last final hour. The job calls it
+        every few seconds too, so a model finished after the latest data is used, and the next
+        training starts, without waiting for more data."""
+        adopted = self._adopt_finished_training()
+        last = self.state.last_final
+        if self.config.train_in_background and last is not None:
+            due = self._next_retrain(last, last)
+            if due is not None:
+                self._start_training(due)
+        return adopted
 
     @property
     def training_hour(self) -> int | None:
