@@ -30,6 +30,7 @@ MODULES = {
     "moaa.streaming.spark": "the Spark jobs (`moaa stats`, `moaa forecast`)",
     "moaa.dataprep.download": "`moaa download`",
     "moaa.dataprep.prepare": "`moaa prepare`",
+    "moaa.dataprep.synth": "`moaa synth`",
     "moaa.feeder.feeder": "`moaa feeder`",
     "moaa.producer.server": "`moaa producer`",
     "moaa.producer.publisher": "`moaa producer`",
@@ -80,7 +81,9 @@ def settings_markdown() -> str:
     """Every ``MOAA_*`` variable, by the class that declares it (first declaration)."""
     _load()
     classes = [MoaaSettings, *_subclasses(MoaaSettings)]
-    classes = list(dict.fromkeys(classes))  # a class reached twice (multiple bases) once
+    # a class reached twice (multiple bases) once; only the project's modules (a test's own
+    # subclass, or a module some other import loaded, must not change the page)
+    classes = [c for c in dict.fromkeys(classes) if c.__module__ in MODULES]
     classes.sort(key=lambda c: (c is not MoaaSettings, c.__module__, c.__name__))
     declared: dict[str, type] = {}
     lines = [
@@ -100,7 +103,7 @@ def settings_markdown() -> str:
             continue
         readers = MODULES.get(cls.__module__, cls.__module__)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        lines += [f"## `{cls.__name__}` ({readers})", "", _cell(doc), ""]
+        lines += [f"## `{cls.__name__}` ({readers})", ""] + ([_cell(doc), ""] if doc else [])
         fresh = [n for n in own if n not in declared]
         again = [n for n in own if n in declared]
         if fresh:
