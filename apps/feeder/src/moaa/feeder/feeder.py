@@ -296,7 +296,7 @@ class Feeder:
         if not readable:
             return None
         try:
-            answer = decode_server_message(read_frame(self._sock))
+            answer = decode_server_message(read_frame(sock))
         except (OSError, PeerClosed, msgspec.DecodeError, msgspec.ValidationError) as exc:
             self._restart_from_first_unacked(f"lost the producer ({exc})")
             return None

@@ -206,6 +206,8 @@ class ForecastSettings(KafkaSettings, SparkSettings):
         )
 
 
+#: How often the job looks for a finished background training (see ``ForecastJob._tend``).
+_TEND_EVERY_S = 2.0
 #: Steps (the default pool) get three times a background training's share of the cores,
 #: and at least one core whenever they have tasks.
 _POOLS = f"""<?xml version="1.0"?>
@@ -218,10 +220,6 @@ _POOLS = f"""<?xml version="1.0"?>
   </pool>
 </allocations>
 """
-
-
-#: How often the job looks for a finished background training (see ``ForecastJob._tend``).
-_TEND_EVERY_S = 2.0
 
 
 def _scheduler_pools(root: Path) -> dict[str, str]:

@@ -339,7 +339,8 @@ class ForecastEngine:
         return self._training[0] if self._training is not None else None
 
     def wait_for_training(self, timeout: float | None = None) -> list[StoredModel]:
-        """Wait for a background training to end and use its model (tests, shutdown)."""
+        """Wait for a background training to end and use its model (the tests: a swap at a
+        known step)."""
         if self._training is not None:
             wait([self._training[1]], timeout)
         return self._adopt_finished_training()

@@ -136,28 +136,34 @@ def _parse_hour(value: Any) -> Any:
 #: Fields stored as BSON dates, per collection: the datetime fields of its record (sent as
 #: ``"YYYY-MM-DDTHH:MM:SSZ"``), dotted for the fields of a list's objects.
 _DATE_FIELDS = {name: datetime_fields(record) for name, record in COLLECTIONS.items()}
+#: The same dotted ones by list: collection → list field → date fields of its objects.
+_LIST_DATE_FIELDS = {
+    name: {
+        outer: frozenset(p.split(".", 1)[1] for p in paths if p.startswith(f"{outer}."))
+        for outer in {p.split(".", 1)[0] for p in paths if "." in p}
+    }
+    for name, paths in _DATE_FIELDS.items()
+}
 
 
-def _convert(dates: frozenset[str], key: str, value: Any) -> Any:
-    if key in dates:
+def _convert(collection: str, key: str, value: Any) -> Any:
+    if key in _DATE_FIELDS[collection]:
         return _parse_hour(value)
-    if isinstance(value, list):
-        inner = {p.removeprefix(f"{key}.") for p in dates if p.startswith(f"{key}.")}
-        if inner:
-            return [
-                {k: _parse_hour(v) if k in inner else v for k, v in item.items()}
-                if isinstance(item, dict)
-                else item
-                for item in value
-            ]
+    inner = _LIST_DATE_FIELDS[collection].get(key)
+    if inner and isinstance(value, list):
+        return [
+            {k: _parse_hour(v) if k in inner else v for k, v in item.items()}
+            if isinstance(item, dict)
+            else item
+            for item in value
+        ]
     return value
 
 
 def fields_for(collection: str, value: dict[str, Any]) -> dict[str, Any]:
     """The stored fields of one result of ``collection`` (dates converted, ``updated_at``
     stamped)."""
-    dates = _DATE_FIELDS[collection]
-    fields = {k: _convert(dates, k, v) for k, v in value.items()}
+    fields = {k: _convert(collection, k, v) for k, v in value.items()}
     fields["updated_at"] = datetime.now(UTC)
     return fields
 
