@@ -52,6 +52,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    ArrayType,
     DoubleType,
     IntegerType,
     LongType,
@@ -100,17 +101,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _D, _L, _S = DoubleType(), LongType(), StringType()
-_P = [f"v_{p}" for p in PREDICTORS]  # predictions (pending) or Σ|error| (skill rows)
-#: The second input of a step's pass: pending forecasts (``kind`` 0: ``hour`` = target) and
-#: error sums (``kind`` 1), one row per station and lead.
+_P = [f"v_{p}" for p in PREDICTORS]  # baselines (deferred issues) or Σ|error| (totals)
+_ARRAY = ArrayType(_D)
+#: The second input of a step's pass: the issues verified in the step (``kind`` 0: ``hour``
+#: is the issue hour, ``values`` its 4 × 24 forecasts, as in
+#: :data:`~moaa.streaming.forecast_store.PENDING_SCHEMA`) and the error sums (``kind`` 1:
+#: ``values`` = ``n`` then ``sums`` of
+#: :data:`~moaa.streaming.forecast_store.SKILL_TABLE_SCHEMA`), one row per station each.
 _VERIFY_SCHEMA = StructType(
     [
         StructField("station_id", _S),
         StructField("kind", IntegerType()),
         StructField("hour", _L),
-        StructField("lead", IntegerType()),
-        *(StructField(c, _D) for c in _P),
-        StructField("n", _D),
+        StructField("values", _ARRAY),
     ]
 )
 #: Everything a step's pass writes, one ``kind`` per output.
@@ -128,6 +131,7 @@ _OUT_SCHEMA = StructType(
         *(StructField(f"f_{name}", _D) for name in FEATURES),
         StructField("key", _S),
         StructField("value", _S),
+        StructField("values", _ARRAY),  # pending issues and error sums, as in _VERIFY_SCHEMA
     ]
 )
 _TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
@@ -413,9 +417,8 @@ class ForecastEngine:
             if "skill" in counts:
                 skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
                     "station_id",
-                    "lead",
-                    "n",
-                    *(F.col(f"v_{p}").alias(f"s_{p}") for p in PREDICTORS),
+                    F.slice("values", 1, LEADS).alias("n"),
+                    F.slice("values", LEADS + 1, len(PREDICTORS) * LEADS).alias("sums"),
                 )
                 store.write_version(store.skill_dir, b, skill)
                 state.skill_version = b
@@ -440,7 +443,7 @@ class ForecastEngine:
                         result.forecasts += n
                         result.latest_issue = retrain
             store.write_pending(
-                pending.select("station_id", F.col("hour").alias("target_hour"), "lead", *_P), a
+                pending.select("station_id", F.col("hour").alias("issue_hour"), "values"), a
             )
             if self.sink is not None and result.forecasts:
                 self.sink.forecasts(docs)
@@ -473,21 +476,14 @@ class ForecastEngine:
         table = table.select("*", *(F.lit(None).cast("long").alias(c) for c in _ARRIVAL))
         rows = table.unionByName(new).withColumn("bucket", _bucket(cfg.buckets))
         pending = store.read_pending(a, b).select(
-            "station_id",
-            F.lit(0).alias("kind"),
-            F.col("target_hour").alias("hour"),
-            "lead",
-            *_P,
-            F.lit(None).cast("double").alias("n"),
+            "station_id", F.lit(0).alias("kind"), F.col("issue_hour").alias("hour"), "values"
         )
         skill = store.read_version(store.skill_dir, state.skill_version, SKILL_TABLE_SCHEMA)
         skill = skill.select(
             "station_id",
             F.lit(1).alias("kind"),
             F.lit(None).cast("long").alias("hour"),
-            "lead",
-            *(F.col(f"s_{p}").alias(f"v_{p}") for p in PREDICTORS),
-            "n",
+            F.concat("n", "sums").alias("values"),
         )
         verify = pending.unionByName(skill).withColumn("bucket", _bucket(cfg.buckets))
         stations = state.stations
@@ -563,14 +559,19 @@ class ForecastEngine:
         )
         scored = score(model.model, rows).persist()
         n = scored.where(F.col("lead") == 1).count()
-        pending = scored.select(
-            "station_id",
-            F.lit(0).alias("kind"),
-            (F.col("issue_hour") + F.col("lead")).alias("hour"),
-            "lead",
-            F.col("value").alias("v_model"),
-            *(F.col(f"v_{p}") for p in PREDICTORS[1:]),
-            F.lit(None).cast("double").alias("n"),
+        # one row per issue: predictor-major values, as in PENDING_SCHEMA
+        predictions = [F.col("value"), *(F.col(f"v_{p}") for p in PREDICTORS[1:])]
+        pending = scored.groupBy("station_id", "issue_hour").agg(
+            F.array(
+                *(
+                    F.max(F.when(F.col("lead") == lead, value))
+                    for value in predictions
+                    for lead in range(1, LEADS + 1)
+                )
+            ).alias("values")
+        )
+        pending = pending.select(
+            "station_id", F.lit(0).alias("kind"), F.col("issue_hour").alias("hour"), "values"
         )
         return pending, _forecast_docs(scored, model.version), int(n)
 
@@ -843,7 +844,6 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
 
     # 3. issue with the latest model (not the deferred hour: it waits for the new model)
     issue = ok & ~deferred if spec.weights is not None else np.zeros_like(ok)
-    preds = np.zeros((0, LEADS, 4))
     if issue.any():
         model = linear_forecasts(spec.weights, spec.intercept, last[issue], feats[issue])
         preds = np.concatenate([model[:, :, None], base[issue]], axis=2)  # (k, 24, 4)
@@ -856,67 +856,72 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
                 spec.version,
             )
         )
-        # pending beyond the step (targets inside it are verified right here)
-        k = int(issue.sum())
-        target = issued_at[issue][:, None] + np.arange(1, LEADS + 1)[None, :]
-        later = (target > b).reshape(-1)
-        pend = {
-            "station_id": np.repeat(stations[station_of[issue]], LEADS)[later],
-            "hour": target.reshape(-1)[later],
-            "lead": np.tile(np.arange(1, LEADS + 1, dtype=np.int32), k)[later],
-        }
-        for i, c in enumerate(_P):
-            pend[c] = preds[:, :, i].reshape(-1)[later]
-        outputs.append(_frame("pending", pend))
+        # pending: the issues whose last target hour is after the step (the others are
+        # verified right here), one row each, predictor-major
+        own = np.flatnonzero(issue)
+        later = issued_at[own] + LEADS > b
+        outputs.append(
+            _frame(
+                "pending",
+                {
+                    "station_id": stations[station_of[own[later]]],
+                    "hour": issued_at[own[later]],
+                    "values": list(preds[later].transpose(0, 2, 1).reshape(-1, len(_P) * LEADS)),
+                },
+            )
+        )
+        v_station = station_of[own[~later]]
+        v_issue = issued_at[own[~later]]
+        v_values = preds[~later]  # (k, 24, 4)
+    else:
+        v_station = v_issue = np.zeros(0, dtype=np.int64)
+        v_values = np.zeros((0, LEADS, len(_P)))
 
-    # 4. verify every forecast whose target is in the step
+    # 4. verify every issue whose last target hour is in the step (those of earlier steps
+    # and the step's own): its 24 forecasts against the actual means
     rkind = right["kind"].to_numpy()
     pend_rows = right.loc[rkind == 0]
-    p_station = pend_rows["station_id"].map(index).to_numpy(dtype=np.int64)
-    p_target = pend_rows["hour"].to_numpy(dtype=np.int64)
-    p_lead = pend_rows["lead"].to_numpy(dtype=np.int64)
-    p_values = (
-        np.column_stack([_floats(pend_rows[c]) for c in _P])
-        if len(pend_rows)
-        else (np.zeros((0, 4)))
-    )
-    if issue.any():
-        k = int(issue.sum())
-        target = issued_at[issue][:, None] + np.arange(1, LEADS + 1)[None, :]
-        inside = (target <= b).reshape(-1)
-        p_station = np.concatenate([p_station, np.repeat(station_of[issue], LEADS)[inside]])
-        p_target = np.concatenate([p_target, target.reshape(-1)[inside]])
-        p_lead = np.concatenate([p_lead, np.tile(np.arange(1, LEADS + 1), k)[inside]])
-        p_values = np.concatenate([p_values, preds.reshape(-1, 4)[inside]])
-    actual = fresh.fields["x"][p_station, p_target - a] if len(p_station) else np.zeros(0)
-    verified = ~np.isnan(actual)
+    if len(pend_rows):
+        v_station = np.concatenate(
+            [v_station, pend_rows["station_id"].map(index).to_numpy(dtype=np.int64)]
+        )
+        v_issue = np.concatenate([v_issue, pend_rows["hour"].to_numpy(dtype=np.int64)])
+        stored = np.stack(pend_rows["values"].to_numpy()).astype(float)
+        v_values = np.concatenate([v_values, stored.reshape(-1, len(_P), LEADS).transpose(0, 2, 1)])
     err_n = np.zeros((n, LEADS))
     err_s = np.zeros((n, LEADS, 4))
-    np.add.at(err_n, (p_station[verified], p_lead[verified] - 1), 1.0)
-    np.add.at(
-        err_s,
-        (p_station[verified], p_lead[verified] - 1),
-        np.abs(p_values[verified] - actual[verified, None]),
-    )
+    if len(v_station):
+        targets = v_issue[:, None] + np.arange(1, LEADS + 1)[None, :]  # (k, 24)
+        at = np.minimum(np.searchsorted(table.hours, targets), len(table.hours) - 1)
+        actual = table.fields["x"][v_station[:, None], at]
+        actual[table.hours[at] != targets] = math.nan
+        verified = ~np.isnan(actual)
+        rows_v, leads_v = np.nonzero(verified)
+        np.add.at(err_n, (v_station[rows_v], leads_v), 1.0)
+        np.add.at(
+            err_s,
+            (v_station[rows_v], leads_v),
+            np.abs(v_values[rows_v, leads_v] - actual[rows_v, leads_v, None]),
+        )
     skill_rows = right.loc[rkind == 1]
     old_n = np.zeros((n, LEADS))
     old_s = np.zeros((n, LEADS, 4))
     if len(skill_rows):
         s_code = skill_rows["station_id"].map(index).to_numpy(dtype=np.int64)
-        s_lead = skill_rows["lead"].to_numpy(dtype=np.int64) - 1
-        old_n[s_code, s_lead] = _floats(skill_rows["n"])
-        for i, c in enumerate(_P):
-            old_s[s_code, s_lead, i] = _floats(skill_rows[c])
+        sums = np.stack(skill_rows["values"].to_numpy()).astype(float)
+        old_n[s_code] = sums[:, :LEADS]
+        old_s[s_code] = sums[:, LEADS:].reshape(-1, len(_P), LEADS).transpose(0, 2, 1)
     tot_n, tot_s = old_n + err_n, old_s + err_s
     has = tot_n.sum(axis=1) > 0
     st = np.flatnonzero(has)
     skill = {
-        "station_id": np.repeat(stations[st], LEADS),
-        "lead": np.tile(np.arange(1, LEADS + 1, dtype=np.int32), len(st)),
-        "n": tot_n[st].reshape(-1),
+        "station_id": stations[st],
+        "values": list(
+            np.concatenate(
+                [tot_n[st], tot_s[st].transpose(0, 2, 1).reshape(-1, len(_P) * LEADS)], axis=1
+            )
+        ),
     }
-    for i, c in enumerate(_P):
-        skill[c] = tot_s[st, :, i].reshape(-1)
     outputs.append(_frame("skill", skill))
     if err_n.any():
         totals = {"lead": np.arange(1, LEADS + 1, dtype=np.int32), "n": err_n.sum(axis=0)}
@@ -946,7 +951,8 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
     )
     frame = pd.concat(outputs, ignore_index=True, sort=False)
     frame = frame.reindex(columns=_OUT_SCHEMA.fieldNames())
-    for column in _TEXT:  # an all-missing column would be float: Arrow wants text
+    for column in (*_TEXT, "values"):  # an all-missing column would be float: Arrow wants
+        # text (or arrays)
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 

@@ -1,4 +1,4 @@
-"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v3/``, read by Spark.
+"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v4/``, read by Spark.
 
 Every table is written by *steps*: a step processes the final hours ``a … b`` and writes its
 rows under ``step=<a>`` (overwriting that directory), so a step that a crash interrupted is
@@ -16,8 +16,9 @@ from an interrupted step and is removed.
 ``candidates/``    training rows: a deterministic sample of the issues, features per lead
 ``train/v<r>/``    the training set of the model trained at hour ``r``: earlier training set +
                    new candidates, labels filled in as their target hours became final
-``pending/``       issued forecasts awaiting their target hour (model and the three baselines)
-``skill/v<h>/``    Σ|error| and n per station and lead, through final hour ``h``
+``pending/``       issues awaiting their last target hour (model and the three baselines, 24
+                   leads: one row per station and issue hour)
+``skill/v<h>/``    Σ|error| and n per station (arrays over leads), through final hour ``h``
 ``models/``        the versioned Spark ML models (:class:`.forecast_model.ModelStore`)
 =================  ===========================================================================
 """
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import (
+    ArrayType,
     DoubleType,
     IntegerType,
     LongType,
@@ -44,7 +46,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from moaa.streaming.forecast_features import CUM_FIELDS, FEATURES, LEADS, PREDICTORS, RAW_FIELDS
+from moaa.streaming.forecast_features import CUM_FIELDS, FEATURES, LEADS, RAW_FIELDS
 
 __all__ = [
     "CANDIDATE_SCHEMA",
@@ -61,9 +63,10 @@ __all__ = [
 
 #: The directory of this layout under the checkpoint directory. Earlier versions of the job kept
 #: other layouts (``forecast/``: Python-side history; ``forecast.v2/``: pending forecasts by
-#: target hour): they are not read (:data:`OLD_LAYOUTS`), the job re-reads the retained stats.
-LAYOUT = "forecast.v3"
-OLD_LAYOUTS = ("forecast", "forecast.v2")
+#: target hour; ``forecast.v3/``: pending forecasts and error sums one row per lead): they are
+#: not read (:data:`OLD_LAYOUTS`), the job re-reads the retained stats.
+LAYOUT = "forecast.v4"
+OLD_LAYOUTS = ("forecast", "forecast.v2", "forecast.v3")
 
 _D, _L, _S = DoubleType(), LongType(), StringType()
 
@@ -98,21 +101,24 @@ CANDIDATE_SCHEMA = StructType(
         StructField("label", _D),
     ]
 )
-#: A forecast point awaiting its target hour: the model's value and the three baselines'.
+#: An issue awaiting its last target hour: the forecasts of the model and of the three baselines
+#: for leads 1 … 24, predictor-major (``values[i * 24 + lead - 1]`` is predictor ``i`` of
+#: :data:`~moaa.streaming.forecast_features.PREDICTORS`). One row per station and issue hour,
+#: written once, read once: the issue is verified when its 24th target hour becomes final.
 PENDING_SCHEMA = StructType(
     [
         StructField("station_id", _S, False),
-        StructField("target_hour", _L, False),
-        StructField("lead", IntegerType(), False),
-        *(StructField(f"v_{p}", _D) for p in PREDICTORS),
+        StructField("issue_hour", _L, False),
+        StructField("values", ArrayType(_D), False),
     ]
 )
+#: Error sums of one station: ``n[lead - 1]`` verified forecasts, ``sums[i * 24 + lead - 1]``
+#: their Σ|error| for predictor ``i``.
 SKILL_TABLE_SCHEMA = StructType(
     [
         StructField("station_id", _S, False),
-        StructField("lead", IntegerType(), False),
-        StructField("n", _D, False),
-        *(StructField(f"s_{p}", _D, False) for p in PREDICTORS),
+        StructField("n", ArrayType(_D), False),
+        StructField("sums", ArrayType(_D), False),
     ]
 )
 
@@ -257,7 +263,7 @@ class ForecastStore:
         self.incoming_dir = root / "incoming"
         self.hours = StepTable(spark, root / "hours", HOURS_SCHEMA, "hour")
         self.candidates = StepTable(spark, root / "candidates", CANDIDATE_SCHEMA, "issue_hour")
-        self.pending = StepTable(spark, root / "pending", PENDING_SCHEMA, "target_hour")
+        self.pending = StepTable(spark, root / "pending", PENDING_SCHEMA, "issue_hour")
         self.train_dir = root / "train"
         self.skill_dir = root / "skill"
         self.state_path = root / "state.json"
@@ -292,19 +298,16 @@ class ForecastStore:
     # -- pending forecasts -------------------------------------------------------------------
 
     def write_pending(self, df: DataFrame, step: int) -> None:
-        """Forecast points issued by step ``step`` (columns of :data:`PENDING_SCHEMA`),
-        replacing that step's."""
+        """Issues of step ``step`` still awaiting a target hour (columns of
+        :data:`PENDING_SCHEMA`), replacing that step's."""
         self.pending.write(df.select(*PENDING_SCHEMA.fieldNames()), step)
 
     def read_pending(self, first: int, last: int) -> DataFrame:
-        """Forecast points whose target hour is in ``first … last`` (the steps still kept are
-        those with a target not verified yet: a few dozen directories at most)."""
-        from pyspark.sql import functions as F  # noqa: PLC0415
-
-        return self.pending.read_all().where(F.col("target_hour").between(first, last))
+        """The issues whose last target hour (issue hour + 24) is in ``first … last``."""
+        return self.pending.read_hours(range(first - LEADS, last - LEADS + 1))
 
     def drop_pending(self, through: int) -> None:
-        """Remove the steps whose every target hour is ``<= through`` (verified)."""
+        """Remove the steps whose every issue has its last target hour ``<= through``."""
         self.pending.drop_steps(before=through - LEADS + 1)
 
     # -- versioned tables (training set, skill sums) -----------------------------------------
