@@ -8,11 +8,12 @@ hourly means of N real stations (:mod:`forecast_data`, clearly synthetic) to
 1. **warm-up**: ``--backlog-days`` at once (the job catches up in bulk steps and trains its
    first model once ``--min-history-days`` exist): the time until its last final hour's
    forecasts are out;
-2. **live**: one hour every ``--tick`` seconds. Hour ``h`` becomes final when hour ``h + 3``
+2. **burst**: 48 hours at once: the time until the last of them is forecast from (after it,
+   every live hour verifies the issues of a day before: a live hour does all of its work);
+3. **live**: one hour every ``--tick`` seconds. Hour ``h`` becomes final when hour ``h + 3``
    is published; its latency is the last of its forecasts' Kafka timestamps minus that
-   moment. Prints the median and p95, forecasts per hour, the trainings' and the steps'
-   seconds (from the job's JSON log);
-3. **burst**: 48 hours at once: the time until the last of them is forecast from;
+   moment. Prints the median and p95, forecasts per hour, the trainings' seconds and the
+   live hours' steps (median and p95, from the job's JSON log);
 4. peak resident memory of the job's JVM and of its Python processes (sampled every 0.5 s),
    and the check that MongoDB holds every forecast published (0 missing; the wait ends when
    the insert job has written nothing for 60 s).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -201,6 +203,12 @@ def _job_log(path: Path) -> tuple[list[float], list[dict]]:
     return trainings, steps
 
 
+def _step_hours(step: dict) -> set[int]:
+    """The final hours of a step, from its log line ("final hours a…b: ...")."""
+    match = re.match(r"final hours (\d+)\u2026(\d+)", step["message"])
+    return set(range(int(match[1]), int(match[2]) + 1)) if match else set()
+
+
 def run_size(args: argparse.Namespace, stations: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"moaa-forecast-chain-{stations}-"))
     settings, ports = ephemeral_settings(work)
@@ -271,28 +279,30 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         if not ok:
             raise SystemExit(f"no forecasts after {args.timeout} s: see {work}/forecast.log")
 
-        # 2. live: one hour per tick
+        # 2. burst: 48 hours at once
+        started = time.time()
+        sent, newest = publish(BURST)
+        reader.wait_for(format_epoch_hour(newest - FINAL_LAG), args.timeout, procs[0])
+        burst_s = max(reader.last_ts.get(format_epoch_hour(newest - FINAL_LAG), 0.0) - started, 0.0)
+
+        # 3. live: one hour per tick
         final_at: dict[str, float] = {}
+        live_hours: set[int] = set()
         for _ in range(args.live_hours):
             tick = time.monotonic()
             sent, newest = publish(1)
             final_at[format_epoch_hour(newest - FINAL_LAG)] = sent
+            live_hours.add(newest - FINAL_LAG)
             time.sleep(max(0.0, args.tick - (time.monotonic() - tick)))
         last_live = format_epoch_hour(newest - FINAL_LAG)
         reader.wait_for(last_live, args.timeout, procs[0])
         latency = [reader.last_ts[h] - t for h, t in final_at.items() if h in reader.last_ts]
         per_hour = [reader.count[h] for h in final_at if h in reader.count]
 
-        # 3. burst: 48 hours at once
-        started = time.time()
-        sent, newest = publish(BURST)
-        reader.wait_for(format_epoch_hour(newest - FINAL_LAG), args.timeout, procs[0])
-        burst_s = max(reader.last_ts.get(format_epoch_hour(newest - FINAL_LAG), 0.0) - started, 0.0)
-
         # 4. everything published is in MongoDB
         published = len(reader.keys)
         forecasts = MongoClient(settings.mongo_uri)["moaa"]["forecasts"]
-        # the insert job may still be writing the burst: wait while its count grows
+        # the insert job may still be writing: wait while its count grows
         in_mongo, progress = 0, time.monotonic()
         while time.monotonic() - progress < 60:
             count = forecasts.count_documents({})
@@ -302,6 +312,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
                 break
             time.sleep(2)
         trainings, steps = _job_log(work / "forecast.log")
+        live_steps = [s["duration_s"] for s in steps if _step_hours(s) & live_hours]
         return {
             "stations": stations,
             "final_hour_p50_s": round(statistics.median(latency), 2) if latency else None,
@@ -310,7 +321,8 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
             "tick_s": args.tick,
             "forecasts_per_hour": int(statistics.median(per_hour)) if per_hour else 0,
             "training_s": [round(t, 1) for t in trainings],
-            "step_s_p50": round(statistics.median(s["duration_s"] for s in steps), 2),
+            "live_step_s_p50": round(statistics.median(live_steps), 2) if live_steps else None,
+            "live_step_s_p95": round(_pct(live_steps, 0.95), 2) if live_steps else None,
             "warmup_days": args.backlog_days,
             "warmup_s": round(backlog_s, 1),
             "burst_48h_s": round(burst_s, 1),

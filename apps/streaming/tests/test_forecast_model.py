@@ -203,6 +203,12 @@ def test_engine_walk_issues_retrains_and_verifies(spark: SparkSession, tmp_path:
     assert all(v is not None for v in skill["leads"][0]["mae"].values())
     assert {"A", "B"} <= collect.skills.keys()
     assert skill["leads"][0]["n"] == sum(collect.skills[s]["leads"][0]["n"] for s in "AB")
+    # an issue is verified once its 24th target hour is final, every lead at once (the gap
+    # in B's series leaves its targets unverified)
+    complete = [f for f in forecasts if epoch_hour(f["issued_at"]) + 24 <= last]
+    for lead in (1, 12, 24):
+        want = sum(epoch_hour(f["issued_at"]) + lead in data[f["station_id"]] for f in complete)
+        assert skill["leads"][lead - 1]["n"] == want, lead
 
     # restart: the latest model and the state are loaded, nothing is redone
     again, _ = _engine(spark, tmp_path / "f")

@@ -20,9 +20,11 @@ functions of :mod:`moaa.streaming.forecast_features`:
    ``train_max_rows`` rows per training window);
 3. **issues** forecasts with the latest model (its coefficients: the Spark ML pipeline's own
    numbers, see :func:`~moaa.streaming.forecast_features.linear_forecasts`);
-4. **verifies** every forecast whose target hour is in the step (the pending ones of earlier
-   steps and the step's own) against the actual means, for the model and the three
-   baselines, and updates the error sums per station and lead.
+4. **verifies** every issue whose last target hour (issue hour + 24) is in the step (the
+   pending ones of earlier steps and the step's own) against the actual means at its 24
+   target hours, for the model and the three baselines, and updates the error sums per
+   station and lead. An issue is one row (its 4 × 24 values), written once and read once;
+   the error sums are one row per station (arrays over the leads).
 
 Its output (table rows, pending forecasts, candidates, error sums, documents) is written by a
 few Spark jobs, and ``state.json`` records the step. **Retraining** (the first model once
@@ -400,38 +402,21 @@ class ForecastEngine:
         store, state = self.store, self.state
         out = self._pass(a, b, defer_last=retrain == b).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            store.hours.write(_kind(out, "hours", HOURS_SCHEMA), a)
+            store.hours.write(_kind(out, "hours", HOURS_SCHEMA), a)  # computes the pass
             t = result.timed("pass", t)
-            store.candidates.write(
-                _kind(out, "candidate", _OUT_SCHEMA).select(
-                    "station_id",
-                    F.col("hour").alias("issue_hour"),
-                    "lead",
-                    "last_c",
-                    *(f"f_{name}" for name in FEATURES),
-                    F.lit(None).cast("double").alias("label"),
-                ),
-                a,
-            )
             totals, counts = _totals_and_counts(out)
-            if "skill" in counts:
-                skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
-                    "station_id",
-                    F.slice("values", 1, LEADS).alias("n"),
-                    F.slice("values", LEADS + 1, len(PREDICTORS) * LEADS).alias("sums"),
-                )
-                store.write_version(store.skill_dir, b, skill)
-                state.skill_version = b
             if "hours" in counts:
                 state.stations = int(counts["hours"]["n"]) // (b - a + 1)
                 result.stations = state.stations
-            t = result.timed("write", t)
             pending = _kind(out, "pending", _VERIFY_SCHEMA)
             docs = _kind(out, "forecast", _OUT_SCHEMA).select("key", "value")
             if "forecast" in counts:
                 result.forecasts = int(counts["forecast"]["n"])
                 result.latest_issue = counts["forecast"]["latest"]
+            candidates: DataFrame | None = _candidates(out)
             if retrain is not None:
+                store.candidates.write(candidates, a)  # the training reads them
+                candidates = None
                 trained, seconds = self._train(retrain)
                 self._adopt(retrain, trained, seconds)
                 t = result.timed("train", t)
@@ -442,13 +427,8 @@ class ForecastEngine:
                     if n:
                         result.forecasts += n
                         result.latest_issue = retrain
-            store.write_pending(
-                pending.select("station_id", F.col("hour").alias("issue_hour"), "values"), a
-            )
-            if self.sink is not None and result.forecasts:
-                self.sink.forecasts(docs)
-            self._publish_skill(out, totals, b, result, int(counts.get("skill_doc", {"n": 0})["n"]))
-            t = result.timed("publish", t)
+            self._write(out, a, b, totals, counts, pending, docs, candidates, result)
+            t = result.timed("write", t)
         finally:
             out.unpersist()
         state.last_final = b
@@ -457,6 +437,45 @@ class ForecastEngine:
         result.timed("retain", t)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _write(
+        self,
+        out: DataFrame,
+        a: int,
+        b: int,
+        totals: list[Any],
+        counts: dict[str, dict[str, Any]],
+        pending: DataFrame,
+        docs: DataFrame,
+        candidates: DataFrame | None,
+        result: StepResult,
+    ) -> None:
+        """Write the step's tables (the candidates unless written already) and publish its
+        documents, side by side."""
+        store, state = self.store, self.state
+        pending = pending.select("station_id", F.col("hour").alias("issue_hour"), "values")
+        writes: list[Callable[[], None]] = [lambda: store.write_pending(pending, a)]
+        if candidates is not None:
+            new = candidates
+            writes.append(lambda: store.candidates.write(new, a))
+        if "skill" in counts:
+            skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
+                "station_id",
+                F.slice("values", 1, LEADS).alias("n"),
+                F.slice("values", LEADS + 1, len(PREDICTORS) * LEADS).alias("sums"),
+            )
+            writes.append(lambda: store.write_version(store.skill_dir, b, skill))
+            state.skill_version = b
+        skill_docs = self._skill_docs(
+            out, totals, b, result, int(counts.get("skill_doc", {"n": 0})["n"])
+        )
+        if self.sink is not None:
+            sink = self.sink
+            if result.forecasts:
+                writes.append(lambda: sink.forecasts(docs))
+            if skill_docs is not None:
+                writes.append(lambda: sink.skill(skill_docs))
+        _side_by_side(writes)
 
     # the pass -----------------------------------------------------------------------------
 
@@ -519,13 +538,15 @@ class ForecastEngine:
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def _publish_skill(
+    def _skill_docs(
         self, out: DataFrame, totals: list[Any], b: int, result: StepResult, station_docs: int
-    ) -> None:
+    ) -> DataFrame | None:
+        """Add the step's error sums to ``ALL``'s; the skill documents to publish (None: no
+        forecast was verified in the step)."""
         state = self.state
         sums, counts = _sums(totals, lambda r, c: r[c], prefix="v_")
         if not counts.sum():
-            return
+            return None
         if state.skill_all:
             sums += np.array(state.skill_all["sums"], dtype=float)
             counts += np.array(state.skill_all["n"], dtype=float)
@@ -534,14 +555,12 @@ class ForecastEngine:
         result.skill_all = skill_document("ALL", sums, counts, b, version)
         result.skill_keys = 1 + station_docs
         if self.sink is None:
-            return
+            return None
         overall = self.spark.createDataFrame(
             [("ALL", _json(result.skill_all))],
             "key string, value string",
         )
-        self.sink.skill(
-            _kind(out, "skill_doc", _OUT_SCHEMA).select("key", "value").unionByName(overall)
-        )
+        return _kind(out, "skill_doc", _OUT_SCHEMA).select("key", "value").unionByName(overall)
 
     def _score_deferred(
         self, out: DataFrame, model: StoredModel
@@ -626,8 +645,10 @@ class ForecastEngine:
             .select(*CANDIDATE_SCHEMA.fieldNames())
         )
         # in as many files as tasks: Spark ML reads the set twice (statistics, normal
-        # equations), so it is also kept in memory for the training's duration
-        store.write_version(store.train_dir, hour, filled, files=max(cfg.buckets // 2, 1))
+        # equations), so it is also kept in memory for the training's duration. Many small
+        # tasks (two per bucket): beside issuing, a step's tasks wait for a core only until
+        # one of the training's short tasks ends, not for a quarter of the training
+        store.write_version(store.train_dir, hour, filled, files=max(cfg.buckets * 2, 1))
         training = store.read_version(store.train_dir, hour, CANDIDATE_SCHEMA)
         labelled = training.where(F.col("label").isNotNull()).persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -687,6 +708,21 @@ class ForecastEngine:
         store.drop_versions(store.skill_dir, [state.skill_version])
 
 
+def _side_by_side(jobs: list[Callable[[], None]]) -> None:
+    """Run a step's writes (each a Spark job of one or a few small tasks, reading the cached
+    pass) side by side: one after another, the step would wait for each one's fixed costs in
+    turn. The first error is raised once every job has ended."""
+    if len(jobs) < 2:
+        for job in jobs:
+            job()
+        return
+    with ThreadPoolExecutor(len(jobs), thread_name_prefix="forecast-write") as pool:
+        futures = [pool.submit(job) for job in jobs]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
 def _totals_and_counts(out: DataFrame) -> tuple[list[Any], dict[str, dict[str, Any]]]:
     """One collect: the step's error sums, and each output's rows and latest hour."""
     small = out.where(F.col("kind").isin("total", "count")).collect()
@@ -702,6 +738,18 @@ def _totals_and_counts(out: DataFrame) -> tuple[list[Any], dict[str, dict[str, A
 
 def _kind(out: DataFrame, kind: str, schema: StructType) -> DataFrame:
     return out.where(F.col("kind") == kind).select(*schema.fieldNames())
+
+
+def _candidates(out: DataFrame) -> DataFrame:
+    """The step's training candidates, as the candidates table holds them (no label yet)."""
+    return _kind(out, "candidate", _OUT_SCHEMA).select(
+        "station_id",
+        F.col("hour").alias("issue_hour"),
+        "lead",
+        "last_c",
+        *(f"f_{name}" for name in FEATURES),
+        F.lit(None).cast("double").alias("label"),
+    )
 
 
 def _forecast_docs(scored: DataFrame, version: int) -> DataFrame:
