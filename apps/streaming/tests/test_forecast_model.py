@@ -7,11 +7,13 @@ import json
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from moaa.common.hours import epoch_hour
+from moaa.common.records import Forecast, ForecastSkill
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
 from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
@@ -105,17 +107,26 @@ CONFIG = EngineConfig(window_days=3, clim_days=2, retrain_every_hours=24, min_hi
 
 
 class Collect:
-    """A sink that keeps the published documents (small runs only)."""
+    """A sink that keeps the published documents (small runs only), each checked against
+    its record of the data contract."""
 
     def __init__(self) -> None:
         self.docs: list[dict] = []
         self.skills: dict[str, dict] = {}
 
     def forecasts(self, docs: DataFrame) -> None:
-        self.docs += [json.loads(r.value) for r in docs.collect()]
+        rows = docs.collect()
+        for r in rows:
+            msgspec.json.decode(r.value, type=Forecast, strict=True)
+            doc = json.loads(r.value)
+            assert r.key == f"{doc['station_id']}|{doc['issued_at']}"
+            self.docs.append(doc)
 
     def skill(self, docs: DataFrame) -> None:
-        self.skills |= {r.key: json.loads(r.value) for r in docs.collect()}
+        rows = docs.collect()
+        for r in rows:
+            msgspec.json.decode(r.value, type=ForecastSkill, strict=True)
+        self.skills |= {r.key: json.loads(r.value) for r in rows}
 
 
 def _engine(

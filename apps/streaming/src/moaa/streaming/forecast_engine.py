@@ -400,6 +400,7 @@ class ForecastEngine:
         started = t = time.perf_counter()
         result = StepResult(a, b)
         store, state = self.store, self.state
+        version = self.model.version if self.model else 0  # the model the pass issues with
         out = self._pass(a, b, defer_last=retrain == b).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             store.hours.write(_kind(out, "hours", HOURS_SCHEMA), a)  # computes the pass
@@ -409,7 +410,12 @@ class ForecastEngine:
                 state.stations = int(counts["hours"]["n"]) // (b - a + 1)
                 result.stations = state.stations
             pending = _kind(out, "pending", _VERIFY_SCHEMA)
-            docs = _kind(out, "forecast", _OUT_SCHEMA).select("key", "value")
+            docs = _forecast_docs(
+                _kind(out, "forecast", _OUT_SCHEMA).select(
+                    "station_id", F.col("hour").alias("issue_hour"), "name", "values"
+                ),
+                version,
+            )
             if "forecast" in counts:
                 result.forecasts = int(counts["forecast"]["n"])
                 result.latest_issue = counts["forecast"]["latest"]
@@ -580,19 +586,26 @@ class ForecastEngine:
         n = scored.where(F.col("lead") == 1).count()
         # one row per issue: predictor-major values, as in PENDING_SCHEMA
         predictions = [F.col("value"), *(F.col(f"v_{p}") for p in PREDICTORS[1:])]
-        pending = scored.groupBy("station_id", "issue_hour").agg(
+        issues = scored.groupBy("station_id", "issue_hour").agg(
+            F.first("name", ignorenulls=True).alias("name"),
             F.array(
                 *(
                     F.max(F.when(F.col("lead") == lead, value))
                     for value in predictions
                     for lead in range(1, LEADS + 1)
                 )
-            ).alias("values")
+            ).alias("values"),
         )
-        pending = pending.select(
+        pending = issues.select(
             "station_id", F.lit(0).alias("kind"), F.col("issue_hour").alias("hour"), "values"
         )
-        return pending, _forecast_docs(scored, model.version), int(n)
+        docs = _forecast_docs(
+            issues.select(
+                "station_id", "issue_hour", "name", F.slice("values", 1, LEADS).alias("values")
+            ),
+            model.version,
+        )
+        return pending, docs, int(n)
 
     # 3. retrain -----------------------------------------------------------------------------
 
@@ -752,35 +765,33 @@ def _candidates(out: DataFrame) -> DataFrame:
     )
 
 
-def _forecast_docs(scored: DataFrame, version: int) -> DataFrame:
-    """``key``, ``value`` (forecast.v1 JSON) of scored per-lead rows."""
+def _forecast_docs(issues: DataFrame, version: int) -> DataFrame:
+    """``key``, ``value`` (forecast.v1 JSON) of issues (``station_id``, ``issue_hour``, ``name``,
+    ``values``: the model's forecasts for leads 1 … 24), built by Spark in the write's tasks
+    (the JVM encodes a document several times faster than Python builds it)."""
     fmt = SPARK_HOUR_FORMAT
-    point = F.struct(
-        F.col("lead"),
-        F.date_format(F.timestamp_seconds((F.col("issue_hour") + F.col("lead")) * 3600), fmt).alias(
-            "target_hour"
-        ),
-        F.round("value", 3).alias("value"),
-    )
-    docs = docs_ = scored.groupBy("station_id", "issue_hour").agg(
-        F.first("name", ignorenulls=True).alias("name"),
-        F.sort_array(F.collect_list(point)).alias("points"),
-    )
+
+    def point(value: Column, i: Column) -> Column:
+        lead = i + 1
+        target = F.timestamp_seconds((F.col("issue_hour") + lead) * 3600)
+        return F.struct(
+            lead.alias("lead"),
+            F.date_format(target, fmt).alias("target_hour"),
+            F.round(value, 3).alias("value"),
+        )
+
     issued = F.date_format(F.timestamp_seconds(F.col("issue_hour") * 3600), fmt)
-    docs = docs_.select("station_id", issued.alias("issued_at"), "name", "points")
     value = F.to_json(
         F.struct(
             F.lit(FORECAST_SCHEMA).alias("schema"),
             "station_id",
-            "issued_at",
+            issued.alias("issued_at"),
             F.lit(version).alias("model_version"),
-            "points",
+            F.transform("values", point).alias("points"),
             "name",
         )
     )
-    return docs.select(
-        F.concat_ws("|", "station_id", "issued_at").alias("key"), value.alias("value")
-    )
+    return issues.select(F.concat_ws("|", "station_id", issued).alias("key"), value.alias("value"))
 
 
 # -- the pass's body (pandas in, pandas out; pure numpy inside) --------------------------------
@@ -896,12 +907,14 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
         model = linear_forecasts(spec.weights, spec.intercept, last[issue], feats[issue])
         preds = np.concatenate([model[:, :, None], base[issue]], axis=2)  # (k, 24, 4)
         outputs.append(
-            _forecast_frame(
-                stations[station_of[issue]],
-                issued_at[issue],
-                name_of[station_of[issue]],
-                model,
-                spec.version,
+            _frame(
+                "forecast",
+                {
+                    "station_id": stations[station_of[issue]],
+                    "hour": issued_at[issue],
+                    "name": name_of[station_of[issue]],
+                    "values": list(model),
+                },
             )
         )
         # pending: the issues whose last target hour is after the step (the others are
@@ -1028,33 +1041,3 @@ def _draw(station_ids: np.ndarray, hours: np.ndarray) -> np.ndarray:
     keys = pd.Series([f"{s}|{h}" for s, h in zip(station_ids, hours, strict=True)], dtype=object)
     hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
     return (hashed % np.uint64(1_000_000)).astype(float) / 1_000_000
-
-
-def _forecast_frame(
-    stations: np.ndarray, issued: np.ndarray, names: np.ndarray, values: np.ndarray, version: int
-) -> pd.DataFrame:
-    lo = int(issued.min()) if len(issued) else 0
-    text = [
-        format_epoch_hour(lo + k)
-        for k in range(int(issued.max()) - lo + LEADS + 1 if len(issued) else 0)
-    ]
-
-    rounded = np.round(values, 3).tolist()
-    keys, docs = [], []
-    for i in range(len(stations)):
-        at = int(issued[i]) - lo
-        doc = {
-            "schema": FORECAST_SCHEMA,
-            "station_id": stations[i],
-            "issued_at": text[at],
-            "model_version": version,
-            "points": [
-                {"lead": lead, "target_hour": text[at + lead], "value": rounded[i][lead - 1]}
-                for lead in range(1, LEADS + 1)
-            ],
-        }
-        if names[i] is not None and names[i] == names[i]:
-            doc["name"] = names[i]
-        keys.append(f"{stations[i]}|{text[at]}")
-        docs.append(_json(doc))
-    return _frame("forecast", {"key": keys, "value": docs, "station_id": stations, "hour": issued})
