@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from moaa.common import hours
@@ -85,17 +86,26 @@ def test_the_spark_schemas_are_the_records() -> None:
         spark_schema(HourlyStats, ["station_id", "wind_speed_mps"])
 
 
-def test_the_forecast_jobs_documents_are_the_records() -> None:
+def test_the_forecast_jobs_documents_are_the_records(spark: SparkSession) -> None:
     rng = np.random.default_rng(3)
-    stations = np.array(["72502014734", "74486094789"], dtype=object)
-    issued = np.array([376_000, 376_001])
-    frame = forecast_engine._forecast_frame(
-        stations, issued, np.array(["NEWARK", None], dtype=object), rng.normal(size=(2, LEADS)), 4
+    issues = spark.createDataFrame(
+        [
+            ("72502014734", 376_000, "NEWARK", rng.normal(size=LEADS).tolist()),
+            ("74486094789", 376_001, None, rng.normal(size=LEADS).tolist()),
+        ],
+        "station_id string, issue_hour long, name string, values array<double>",
     )
-    for key, value in zip(frame["key"], frame["value"], strict=True):
-        doc = msgspec.json.decode(value, type=Forecast)
-        assert key == hours.record_key(doc.station_id, doc.issued_at)
+    docs = forecast_engine._forecast_docs(issues, 4).collect()
+    assert len(docs) == 2
+    for row in docs:
+        doc = msgspec.json.decode(row.value, type=Forecast, strict=True)
+        assert row.key == hours.record_key(doc.station_id, doc.issued_at)
         assert [p.lead for p in doc.points] == list(range(1, LEADS + 1))
+        assert [p.target_hour for p in doc.points] == [
+            hours.parse_hour(hours.format_epoch_hour(hours.epoch_hour(doc.issued_at) + lead))
+            for lead in range(1, LEADS + 1)
+        ]
+        assert doc.model_version == 4
     sums = rng.uniform(size=(2, len(PREDICTORS), LEADS))
     counts = rng.integers(0, 3, size=(2, LEADS)).astype(float)
     for doc in skill_documents(["72502014734", "ALL"], sums, counts, 376_000, 4):
