@@ -367,7 +367,8 @@ def test_a_training_in_the_background_is_swapped_in_and_issuing_goes_on(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     """The job's mode: a due training starts after its step, steps go on meanwhile with the
-    model they have, and the new model is used from the first step after it is done."""
+    model they have, and the new model is used from the first step after it is done. The
+    first model is waited for: nothing can be issued without one."""
     data = {"A": _series(5, 1), "B": _series(5, 2, offset=3)}
     config = EngineConfig(**{**CONFIG.__dict__, "train_in_background": True})
     engine, collect = _engine(spark, tmp_path / "f", config)
@@ -377,20 +378,22 @@ def test_a_training_in_the_background_is_swapped_in_and_issuing_goes_on(
         for result in engine.advance(start + 11 - 3):
             trained += [m.version for m in result.trained]
             steps.append((result.first, result.last))
-            if result.last >= START + 48 and engine.model is None:
-                # the first training runs beside the next steps: it was started, not awaited
-                assert engine.training_hour == START + 48
+            if result.last >= START + 72 and engine.model and engine.model.version == 1:
+                # the second training runs beside the next steps: it was started, not awaited
+                assert engine.training_hour == START + 72
         # the test waits for each training after its batch, so the swap is at a known step
         trained += [m.version for m in engine.wait_for_training()]
     engine.close()
     assert trained == [1, 2, 3]
-    # no step ended at a retrain hour: every step is a whole batch's final hours
-    assert all(b - a + 1 in (9, 12) for a, b in steps), steps
+    # every step is a whole batch's final hours, but for the first model's: its step ends
+    # at its retrain hour (START + 48), which it scores with the new model
+    batches = [(START, START + 8)] + [(s - 3, s + 8) for s in range(START + 12, START + 120, 12)]
+    split = [(a, b) for a, b in batches if a <= START + 48 < b]
+    assert split == [(START + 45, START + 56)]
+    expected = sorted({*batches} - {*split} | {(START + 45, START + 48), (START + 49, START + 56)})
+    assert steps == expected
     issued = sorted({epoch_hour(d["issued_at"]) for d in collect.docs})
-    # the first model (trained for START + 48) is used from the step after its own
-    first_step_after = min(a for a, _ in steps if a > START + 48)
-    assert issued[0] == first_step_after
-    assert issued == list(range(issued[0], engine.state.last_final + 1))  # none skipped
+    assert issued == list(range(START + 48, engine.state.last_final + 1))  # none skipped
     assert engine.state.train_version == max(
         m.metadata["trained_through_hour"] for m in [engine.model] if m is not None
     )
@@ -398,3 +401,20 @@ def test_a_training_in_the_background_is_swapped_in_and_issuing_goes_on(
     again, _ = _engine(spark, tmp_path / "f", config)
     assert again.model is not None and again.model.version == 3
     assert again.state == engine.state
+
+
+def test_a_step_covers_a_bounded_number_of_station_hours(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A backlog is caught up in steps of about the same work: long steps for a few
+    stations (a step's fixed costs dominate), 48 hours for every station of the archive."""
+    engine, _ = _engine(spark, tmp_path / "f", EngineConfig())
+    hours = {}
+    for stations in (2, 1_000, 4_000, 13_836, 10**7):
+        engine.state.stations = stations
+        hours[stations] = engine.step_hours(START)
+    assert hours == {2: 336, 1_000: 336, 4_000: 168, 13_836: 48, 10**7: 1}
+    # before the first step, the stations of the means it will read
+    fresh, _ = _engine(spark, tmp_path / "g", EngineConfig(step_station_hours=100))
+    _ingest(fresh, {s: _series(1, k) for k, s in enumerate("ABCD")}, range(START, START + 24))
+    assert fresh.step_hours(START) == 25

@@ -157,11 +157,18 @@ class ForecastSettings(KafkaSettings, SparkSettings):
         description="Most hourly-stats messages read per micro-batch (a backlog is read in "
         "batches of this many; every station's hour is one message or a few).",
     )
-    forecast_max_step_hours: int = Field(
-        48,
+    forecast_step_station_hours: int = Field(
+        672_000,
         ge=1,
-        description="Most final hours processed by one step: a backlog (a fast tick, a restart "
-        "after downtime) is caught up in bulk, this many hours per round of Spark jobs.",
+        description="Most station-hours processed by one step: a backlog (a fast tick, a "
+        "restart after downtime) is caught up in bulk, this many divided by the stations per "
+        "round of Spark jobs (48 hours at 14,000 stations, the most hours at a few hundred). "
+        "A step's memory grows with it, its fixed costs do not.",
+    )
+    forecast_max_step_hours: int = Field(
+        336,
+        ge=1,
+        description="Most final hours processed by one step, whatever the stations.",
     )
     forecast_train_max_rows: int = Field(
         2_000_000,
@@ -198,6 +205,7 @@ class ForecastSettings(KafkaSettings, SparkSettings):
             clim_days=self.forecast_clim_days,
             retrain_every_hours=self.forecast_retrain_every_hours,
             min_history_days=self.forecast_min_history_days,
+            step_station_hours=self.forecast_step_station_hours,
             max_step_hours=self.forecast_max_step_hours,
             train_max_rows=self.forecast_train_max_rows,
             buckets=2 * self.forecast_partitions,
@@ -364,7 +372,14 @@ class ForecastJob:
         engine = self._engine()
         while not self._stop.wait(_TEND_EVERY_S):
             with self._lock:
-                engine.tend()
+                try:
+                    engine.tend()
+                except Exception:
+                    if not self._stop.is_set():
+                        raise
+                    # the Spark session is stopping under a training: not a crash
+                    log.info("background training ended by the shutdown; redone after a restart")
+                    return
 
     def _batch(self, batch: DataFrame, batch_id: int) -> None:
         with self._lock:

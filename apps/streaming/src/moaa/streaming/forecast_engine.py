@@ -150,8 +150,13 @@ class EngineConfig:
     retrain_every_hours: int = 24
     min_history_days: float = 14
     reg_param: float = 1e-3
-    #: Final hours processed by one step (a backlog is caught up in steps this long).
-    max_step_hours: int = 48
+    #: Most station-hours processed by one step: a backlog is caught up in steps of this
+    #: many divided by the stations (48 hours at 14,000 stations), at most ``max_step_hours``.
+    #: A step's memory and tasks grow with its station-hours; its fixed costs (a few seconds
+    #: of Spark jobs) do not, so a few stations catch up in long steps.
+    step_station_hours: int = 672_000
+    #: Most final hours processed by one step, whatever the stations.
+    max_step_hours: int = 336
     #: Most training rows (issues × leads) in one training window: issues are sampled above.
     train_max_rows: int = 2_000_000
     #: Groups of stations of the step's pass (each is one task's share of the stations).
@@ -263,6 +268,7 @@ class ForecastEngine:
         self.model: StoredModel | None = self.models.latest()
         self._trainer: ThreadPoolExecutor | None = None
         self._training: tuple[int, Future[tuple[StoredModel | None, float]]] | None = None
+        self._first_stations: int | None = None  # see _stations
 
     # -- input ------------------------------------------------------------------------------
 
@@ -313,18 +319,35 @@ class ForecastEngine:
             return
         while start <= final_through:
             adopted = self.tend()
-            last = min(final_through, start + self.config.max_step_hours - 1)
+            last = min(final_through, start + self.step_hours(start) - 1)
             retrain = self._next_retrain(start, last)
-            if self.config.train_in_background:
+            # the first model is waited for even beside issuing: there is nothing to issue
+            # without one, and the hours after its retrain hour would never be forecast
+            if self.config.train_in_background and (self.model is not None or retrain is None):
                 result = self._step(start, last, None)
-                result.trained += adopted
                 if retrain is not None:
                     self._start_training(retrain)
-                yield result
-                start = last + 1
-                continue
-            yield self._step(start, retrain if retrain is not None else last, retrain)
-            start = (retrain if retrain is not None else last) + 1
+            else:
+                last = retrain if retrain is not None else last
+                result = self._step(start, last, retrain)
+            result.trained[:0] = adopted
+            yield result
+            start = last + 1
+
+    def step_hours(self, start: int) -> int:
+        """Final hours of the step starting at ``start``: ``step_station_hours`` over the
+        stations (those of the final-hours table; before the first step, the stations of the
+        means of the longest step from ``start``), between 1 and ``max_step_hours``."""
+        cfg = self.config
+        return max(1, min(cfg.max_step_hours, cfg.step_station_hours // self._stations(start)))
+
+    def _stations(self, start: int) -> int:
+        if self.state.stations:
+            return self.state.stations
+        if self._first_stations is None:  # one Spark job, before the first step only
+            incoming = self.store.read_incoming(start, start + self.config.max_step_hours - 1)
+            self._first_stations = incoming.select("station_id").distinct().count()
+        return max(self._first_stations, 1)
 
     def tend(self) -> list[StoredModel]:
         """Between steps, in background mode: use the model of a training that has ended, and
@@ -511,10 +534,7 @@ class ForecastEngine:
             F.concat("n", "sums").alias("values"),
         )
         verify = pending.unionByName(skill).withColumn("bucket", _bucket(cfg.buckets))
-        stations = state.stations
-        if not stations:  # the first step: its own means say how many stations there are
-            stations = store.read_incoming(a, b).select("station_id").distinct().count()
-        window_rows = max(stations, 1) * cfg.window_days * 24 * LEADS
+        window_rows = self._stations(a) * cfg.window_days * 24 * LEADS
         weights, intercept = None, 0.0
         if self.model is not None:
             coef, intercept = coefficients(self.model.model)
