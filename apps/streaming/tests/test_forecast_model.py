@@ -17,7 +17,7 @@ from moaa.common.records import Forecast, ForecastSkill
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
 from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
-from moaa.streaming.forecast_store import INCOMING_SCHEMA
+from moaa.streaming.forecast_store import INCOMING_SCHEMA, ForecastStore
 
 START = epoch_hour("2013-01-01T00:00:00Z")
 
@@ -322,6 +322,31 @@ def test_a_step_interrupted_by_a_crash_is_done_again_the_same_way(
     for key, values in expected.items():
         assert got[key] == pytest.approx(values, abs=1e-3), key
     assert after.skills["ALL"]["overall"] == clean.skills["ALL"]["overall"]
+
+
+def test_a_micro_batch_of_means_is_one_directory_a_replay_replaces(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Incoming means: one directory per micro-batch, read by the hours it holds, replaced
+    when Spark replays the batch (no duplicates), dropped once all its hours are final."""
+    store = ForecastStore(spark, tmp_path / "f")
+
+    def batch(batch_id: int, hours: list[int]) -> DataFrame:
+        rows = [("A", "A", 1.0, None, None, None, batch_id, 0, i, h) for i, h in enumerate(hours)]
+        return spark.createDataFrame(rows, INCOMING_SCHEMA)
+
+    store.append_incoming(batch(3, [10, 11, 12]), None)
+    again = store.append_incoming(batch(3, [10, 11, 12]), None)
+    assert (again.rows, again.late, again.oldest, again.newest) == (3, 0, 10, 12)
+    assert store.read_incoming(10, 12).count() == 3
+    later = store.append_incoming(batch(4, [9, 12, 13]), last_final=9)
+    assert (later.rows, later.late, later.oldest, later.newest) == (3, 1, 12, 13)
+    assert sorted(r.hour for r in store.read_incoming(11, 12).collect()) == [11, 12, 12]
+    store.drop_incoming(through=12)
+    assert sorted(r.hour for r in store.read_incoming(10, 99).collect()) == [12, 13]
+    all_late = store.append_incoming(batch(5, [8]), last_final=13)
+    assert (all_late.rows, all_late.late, all_late.newest) == (1, 1, 8)
+    assert len(list(store.incoming_dir.iterdir())) == 1  # nothing kept for it
 
 
 def test_late_means_for_final_hours_are_ignored(spark: SparkSession, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ handles each micro-batch in ``foreachBatch``:
 3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks the newly final hours
    in steps (a backlog in bulk): final-hours table, features, retraining on its event-time
    schedule, scoring, verification — all of it Spark work on the tables under
-   ``<checkpoint>/forecast.v4`` (:mod:`moaa.streaming.forecast_store`);
+   ``<checkpoint>/forecast.v5`` (:mod:`moaa.streaming.forecast_store`);
 4. forecasts go to ``weather.forecasts`` (key ``<station>|<issued_at>``) and the skill of
    every touched station and of ``ALL`` to ``weather.forecast-skill``, written by Spark's Kafka
    sink; each step is recorded in ``state.json`` before the next starts, and Spark commits the

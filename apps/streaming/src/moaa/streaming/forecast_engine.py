@@ -89,6 +89,7 @@ from moaa.streaming.forecast_store import (
     SKILL_TABLE_SCHEMA,
     EngineState,
     ForecastStore,
+    IncomingBatch,
 )
 
 __all__ = [
@@ -96,7 +97,6 @@ __all__ = [
     "EngineConfig",
     "ForecastEngine",
     "ForecastSink",
-    "IngestInfo",
     "StepResult",
 ]
 
@@ -186,14 +186,6 @@ class ForecastSink(Protocol):
 
 
 @dataclass
-class IngestInfo:
-    rows: int = 0
-    newest: int | None = None
-    oldest: int | None = None
-    late: int = 0  # rows for hours already final: ignored
-
-
-@dataclass
 class StepResult:
     first: int
     last: int
@@ -272,25 +264,11 @@ class ForecastEngine:
 
     # -- input ------------------------------------------------------------------------------
 
-    def ingest(self, rows: DataFrame) -> IngestInfo:
+    def ingest(self, rows: DataFrame) -> IncomingBatch:
         """Append hourly means (columns of
         :data:`~moaa.streaming.forecast_store.INCOMING_SCHEMA`, ``hour`` in hours since the
         epoch). A mean for an hour already final is ignored (and counted in ``late``)."""
-        last_final = self.state.last_final
-        late = F.lit(False) if last_final is None else F.col("hour") <= F.lit(last_final)
-        rows = rows.persist()
-        try:
-            agg = rows.agg(
-                F.count(F.lit(1)).alias("n"),
-                F.max("hour").alias("newest"),
-                F.min("hour").alias("oldest"),
-                F.sum(late.cast("long")).alias("late"),
-            ).collect()[0]  # an aggregate without grouping: always one row
-            info = IngestInfo(int(agg["n"]), agg["newest"], agg["oldest"], int(agg["late"] or 0))
-            if info.rows > info.late:
-                self.store.append_incoming(rows.where(~late) if last_final is not None else rows)
-        finally:
-            rows.unpersist()
+        info = self.store.append_incoming(rows, self.state.last_final)
         s = self.state
         if info.newest is not None and info.rows > info.late:
             s.clock = info.newest if s.clock is None else max(s.clock, info.newest)

@@ -1,4 +1,4 @@
-"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v4/``, read by Spark.
+"""The forecast job's tables on disk: Parquet under ``<checkpoint>/forecast.v5/``, read by Spark.
 
 Every table is written by *steps*: a step processes the final hours ``a … b`` and writes its
 rows under ``step=<a>`` (overwriting that directory), so a step that a crash interrupted is
@@ -9,8 +9,9 @@ after a step) names the last final hour; on start, any directory of a later step
 from an interrupted step and is removed.
 
 =================  ===========================================================================
-``incoming/``      hourly means as they arrive from Kafka (``hour=<h>``, appended per
-                   micro-batch with batch id, partition and offset: the last one wins)
+``incoming/``      hourly means as they arrive from Kafka: one directory per micro-batch,
+                   named by its first batch id and its hours (``b<id>_h<first>_<last>``),
+                   with batch id, partition and offset per row (the last one wins)
 ``hours/``         the final-hours table (:mod:`moaa.streaming.forecast_features`): one row per
                    station ever seen and final hour, with running sums
 ``candidates/``    training rows: a deterministic sample of the issues, features per lead
@@ -30,12 +31,14 @@ import operator
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -58,15 +61,17 @@ __all__ = [
     "SKILL_TABLE_SCHEMA",
     "EngineState",
     "ForecastStore",
+    "IncomingBatch",
     "StepTable",
 ]
 
 #: The directory of this layout under the checkpoint directory. Earlier versions of the job kept
 #: other layouts (``forecast/``: Python-side history; ``forecast.v2/``: pending forecasts by
-#: target hour; ``forecast.v3/``: pending forecasts and error sums one row per lead): they are
-#: not read (:data:`OLD_LAYOUTS`), the job re-reads the retained stats.
-LAYOUT = "forecast.v4"
-OLD_LAYOUTS = ("forecast", "forecast.v2", "forecast.v3")
+#: target hour; ``forecast.v3/``: pending forecasts and error sums one row per lead;
+#: ``forecast.v4/``: incoming means partitioned by hour): they are not read
+#: (:data:`OLD_LAYOUTS`), the job re-reads the retained stats.
+LAYOUT = "forecast.v5"
+OLD_LAYOUTS = ("forecast", "forecast.v2", "forecast.v3", "forecast.v4")
 
 _D, _L, _S = DoubleType(), LongType(), StringType()
 
@@ -125,7 +130,7 @@ SKILL_TABLE_SCHEMA = StructType(
 #: Row groups of the step tables: a few hours of every station each.
 _ROW_GROUP_BYTES = str(4 << 20)
 _STEP = re.compile(r"step=(-?\d+)")
-_HOUR = re.compile(r"hour=(-?\d+)")
+_BATCH = re.compile(r"b(-?\d+)_h(-?\d+)_(-?\d+)")
 _VERSION = re.compile(r"v(-?\d+)")
 
 
@@ -255,6 +260,17 @@ class EngineState:
         os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class IncomingBatch:
+    """What :meth:`ForecastStore.append_incoming` wrote: its means, those for hours already
+    final, and its newest hour and oldest hour not final (None: no such mean)."""
+
+    rows: int
+    late: int
+    newest: int | None
+    oldest: int | None
+
+
 class ForecastStore:
     """Every table of the forecast job under ``root`` (see the module's docstring)."""
 
@@ -270,30 +286,61 @@ class ForecastStore:
 
     # -- incoming ----------------------------------------------------------------------------
 
-    def append_incoming(self, df: DataFrame) -> None:
-        df.select(*INCOMING_SCHEMA.fieldNames()).write.mode("append").partitionBy("hour").parquet(
-            str(self.incoming_dir)
+    def append_incoming(self, df: DataFrame, last_final: int | None) -> IncomingBatch:
+        """Write a micro-batch's hourly means (columns of :data:`INCOMING_SCHEMA`) as one
+        directory: one Spark job from the source, then the figures of what it wrote (one
+        small job over its files). Means for hours ``<= last_final`` are counted in ``late``
+        and never read (:meth:`read_incoming` reads hours after the last final one). A
+        replayed batch (same first batch id, same hours) replaces its directory."""
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        new = self.incoming_dir / f"_new-{uuid.uuid4().hex}"
+        df.select(*INCOMING_SCHEMA.fieldNames()).write.parquet(str(new))
+        late = F.lit(False) if last_final is None else F.col("hour") <= F.lit(last_final)
+        row = (
+            self.spark.read.schema(INCOMING_SCHEMA)
+            .parquet(str(new))
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum(late.cast("long")).alias("late"),
+                F.max("hour").alias("newest"),
+                F.min(F.when(~late, F.col("hour"))).alias("oldest"),
+                F.min("batch_id").alias("batch"),
+            )
+            .collect()[0]  # an aggregate without grouping: always one row
         )
+        batch = IncomingBatch(int(row["n"]), int(row["late"] or 0), row["newest"], row["oldest"])
+        if batch.rows > batch.late:
+            final = self.incoming_dir / f"b{row['batch']}_h{batch.oldest}_{batch.newest}"
+            shutil.rmtree(final, ignore_errors=True)
+            new.rename(final)
+        else:
+            shutil.rmtree(new, ignore_errors=True)
+        return batch
+
+    def _incoming(self) -> list[tuple[Path, int, int]]:
+        """The micro-batch directories: path, first and last hour."""
+        if not self.incoming_dir.is_dir():
+            return []
+        found = ((p, _BATCH.fullmatch(p.name)) for p in self.incoming_dir.iterdir())
+        return [(p, int(m.group(2)), int(m.group(3))) for p, m in found if m]
 
     def read_incoming(self, first: int, last: int) -> DataFrame:
         """The hourly means of hours ``first … last`` as they arrived: a station and hour may
         have several (a replayed batch); the latest by batch, partition and offset counts."""
-        present = set(_ints(self.incoming_dir, _HOUR))
-        paths = [
-            str(self.incoming_dir / f"hour={h}") for h in range(first, last + 1) if h in present
-        ]
+        paths = [str(p) for p, lo, hi in self._incoming() if lo <= last and hi >= first]
         if not paths:
             return _empty(self.spark, INCOMING_SCHEMA)
         return (
             self.spark.read.schema(INCOMING_SCHEMA)
-            .option("basePath", str(self.incoming_dir))
             .parquet(*paths)
+            .where(F.col("hour").between(first, last))
         )
 
     def drop_incoming(self, through: int) -> None:
-        for h in _ints(self.incoming_dir, _HOUR):
-            if h <= through:
-                shutil.rmtree(self.incoming_dir / f"hour={h}", ignore_errors=True)
+        """Remove the micro-batches whose every mean is for an hour ``<= through``."""
+        for path, _, hi in self._incoming():
+            if hi <= through:
+                shutil.rmtree(path, ignore_errors=True)
 
     # -- pending forecasts -------------------------------------------------------------------
 
