@@ -42,11 +42,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pymongo
 from chain import MOAA, ephemeral_settings, stop_all  # bench/chain.py
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from forecast_data import HourlyMeans, synthetic_means
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from moaa.common.hours import format_epoch_hour
 from moaa.common.kafka import TOPIC_FORECASTS, TOPIC_HOURLY_STATS, ensure_topics
@@ -306,8 +308,17 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         # --mongo-wait seconds (FerretDB, the local stand-in, falls behind at this volume)
         in_mongo, progress = 0, time.monotonic()
         deadline = progress + args.mongo_wait
+        counted = True
         while time.monotonic() - progress < 60 and time.monotonic() < deadline:
-            count = forecasts.count_documents({})
+            try:  # one count can take minutes (FerretDB scans every document): bounded too
+                with pymongo.timeout(max(deadline - time.monotonic(), 1.0)):
+                    count = forecasts.count_documents({})
+            except PyMongoError as exc:
+                print(
+                    f"{stations}: MongoDB not counted within --mongo-wait: {exc}", file=sys.stderr
+                )
+                counted = False
+                break
             if count > in_mongo:
                 in_mongo, progress = count, time.monotonic()
             if in_mongo >= published:
@@ -332,7 +343,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
             "peak_python_mib": round(memory.peak["python_mib"]),
             "driver_memory": args.driver_memory,
             "published": published,
-            "missing_in_mongodb": max(published - in_mongo, 0),
+            "missing_in_mongodb": max(published - in_mongo, 0) if counted else None,
         }
     finally:
         if reader is not None:
