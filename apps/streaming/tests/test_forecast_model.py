@@ -347,6 +347,10 @@ def test_a_micro_batch_of_means_is_one_directory_a_replay_replaces(
     all_late = store.append_incoming(batch(5, [8]), last_final=13)
     assert (all_late.rows, all_late.late, all_late.newest) == (1, 1, 8)
     assert len(list(store.incoming_dir.iterdir())) == 1  # nothing kept for it
+    # a write a crash interrupted is removed on start
+    (store.incoming_dir / "_new-0123").mkdir()
+    store.discard_after(13)
+    assert [p.name for p in store.incoming_dir.iterdir()] == ["b4_h12_13"]
 
 
 def test_late_means_for_final_hours_are_ignored(spark: SparkSession, tmp_path: Path) -> None:

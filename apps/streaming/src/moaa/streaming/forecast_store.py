@@ -385,6 +385,9 @@ class ForecastStore:
     def discard_after(self, last_final: int | None) -> None:
         """Remove what a step after ``last_final`` wrote before a crash interrupted it."""
         after = -(2**62) if last_final is None else last_final
+        if self.incoming_dir.is_dir():  # a micro-batch's write the crash interrupted
+            for partial in self.incoming_dir.glob("_new-*"):
+                shutil.rmtree(partial, ignore_errors=True)
         self.hours.drop_steps(after=after)
         self.candidates.drop_steps(after=after)
         self.pending.drop_steps(after=after)
