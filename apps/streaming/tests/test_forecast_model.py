@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from moaa.common.hours import epoch_hour
 from moaa.common.records import Forecast, ForecastSkill
-from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
+from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine, _pack, _unpack
 from moaa.streaming.forecast_features import COVARIATES, FEATURES, LEADS, lead_basis
 from moaa.streaming.forecast_model import ModelStore, build_pipeline, predict, rows_frame, train
 from moaa.streaming.forecast_store import INCOMING_SCHEMA, ForecastStore
@@ -447,3 +447,13 @@ def test_a_step_covers_a_bounded_number_of_station_hours(
     fresh, _ = _engine(spark, tmp_path / "g", EngineConfig(step_station_hours=100))
     _ingest(fresh, {s: _series(1, k) for k, s in enumerate("ABCD")}, range(START, START + 24))
     assert fresh.step_hours(START) == 25
+
+
+def test_an_issue_is_stored_predictor_major() -> None:
+    """An issue's 24 leads × 4 predictors are one array of 96 in the tables: predictor i's
+    lead L at ``i * 24 + L - 1``; reading it back gives the same array."""
+    values = np.arange(2 * LEADS * 4, dtype=float).reshape(2, LEADS, 4)
+    packed = _pack(values)
+    assert packed.shape == (2, 4 * LEADS)
+    assert packed[1, 2 * LEADS + 4] == values[1, 4, 2]
+    assert (_unpack(packed) == values).all()

@@ -719,15 +719,21 @@ class ForecastEngine:
         store.drop_versions(store.skill_dir, [state.skill_version])
 
 
+def _pack(values: np.ndarray) -> np.ndarray:
+    """(issues, 24 leads, 4 predictors) → rows of 96, predictor-major (as stored)."""
+    return values.transpose(0, 2, 1).reshape(-1, len(_P) * LEADS)
+
+
+def _unpack(stored: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_pack`."""
+    return stored.reshape(-1, len(_P), LEADS).transpose(0, 2, 1)
+
+
 def _side_by_side(jobs: list[Callable[[], None]]) -> None:
     """Run a step's writes (each a Spark job of one or a few small tasks, reading the cached
     pass) side by side: one after another, the step would wait for each one's fixed costs in
     turn. The first error is raised once every job has ended."""
-    if len(jobs) < 2:
-        for job in jobs:
-            job()
-        return
-    with ThreadPoolExecutor(len(jobs), thread_name_prefix="forecast-write") as pool:
+    with ThreadPoolExecutor(max(len(jobs), 1), thread_name_prefix="forecast-write") as pool:
         futures = [pool.submit(job) for job in jobs]
         wait(futures)
     for future in futures:
@@ -925,7 +931,7 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
                 {
                     "station_id": stations[station_of[own[later]]],
                     "hour": issued_at[own[later]],
-                    "values": list(preds[later].transpose(0, 2, 1).reshape(-1, len(_P) * LEADS)),
+                    "values": list(_pack(preds[later])),
                 },
             )
         )
@@ -946,7 +952,7 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
         )
         v_issue = np.concatenate([v_issue, pend_rows["hour"].to_numpy(dtype=np.int64)])
         stored = np.stack(pend_rows["values"].to_numpy()).astype(float)
-        v_values = np.concatenate([v_values, stored.reshape(-1, len(_P), LEADS).transpose(0, 2, 1)])
+        v_values = np.concatenate([v_values, _unpack(stored)])
     err_n = np.zeros((n, LEADS))
     err_s = np.zeros((n, LEADS, 4))
     if len(v_station):
@@ -969,17 +975,13 @@ def _step_group(left: pd.DataFrame, right: pd.DataFrame, spec: _Pass) -> pd.Data
         s_code = skill_rows["station_id"].map(index).to_numpy(dtype=np.int64)
         sums = np.stack(skill_rows["values"].to_numpy()).astype(float)
         old_n[s_code] = sums[:, :LEADS]
-        old_s[s_code] = sums[:, LEADS:].reshape(-1, len(_P), LEADS).transpose(0, 2, 1)
+        old_s[s_code] = _unpack(sums[:, LEADS:])
     tot_n, tot_s = old_n + err_n, old_s + err_s
     has = tot_n.sum(axis=1) > 0
     st = np.flatnonzero(has)
     skill = {
         "station_id": stations[st],
-        "values": list(
-            np.concatenate(
-                [tot_n[st], tot_s[st].transpose(0, 2, 1).reshape(-1, len(_P) * LEADS)], axis=1
-            )
-        ),
+        "values": list(np.concatenate([tot_n[st], _pack(tot_s[st])], axis=1)),
     }
     outputs.append(_frame("skill", skill))
     if err_n.any():
