@@ -162,9 +162,9 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     origin = datetime.fromtimestamp(state["first_hour"] * 3600, UTC)
     start = datetime.fromisoformat(first_hour)
     assert start <= origin <= start + timedelta(hours=3), (origin, start)
-    # the job trains beside issuing: the first model is used from the first step after its
-    # training ends (its retrain hour is origin + 2 days), so the first issue is after it
-    assert datetime.fromisoformat(hours[0]) > origin + timedelta(days=2)
+    # the job trains beside issuing, but waits for the first model (nothing is issued without
+    # one): its step ends at its retrain hour, origin + 2 days, which it scores with it
+    assert datetime.fromisoformat(hours[0]) == origin + timedelta(days=2)
     assert all(issues[h] == STATIONS for h in hours), {
         h: s for h, s in issues.items() if s != STATIONS
     }
