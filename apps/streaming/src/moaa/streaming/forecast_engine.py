@@ -9,9 +9,10 @@ exactly the job's code. Everything that grows with stations × hours lives in th
 
 :meth:`ForecastEngine.advance` processes the hours that became final in **steps** of up to
 ``step_station_hours`` station-hours and ``max_step_hours`` hours (a backlog after a restart
-or at a fast tick is caught up in bulk, not one Spark job per hour). A step ``a … b`` is **one pass** of a grouped pandas UDF over buckets of
-stations (:func:`_step_group`), which reads the few table rows it needs and, with the pure
-functions of :mod:`moaa.streaming.forecast_features`:
+or at a fast tick is caught up in bulk, not one Spark job per hour). A step ``a … b`` is
+**one pass** of a grouped pandas UDF over buckets of stations (:func:`_step_group`), which
+reads the few table rows it needs and, with the pure functions of
+:mod:`moaa.streaming.forecast_features`:
 
 1. **finalizes** the hours: the latest hourly means become rows of the final-hours table, for
    every station ever seen (:func:`~moaa.streaming.forecast_features.extend_table`);
