@@ -4,7 +4,8 @@ Both paths publish the same records (the synthetic slice's observations to one t
 rejected rows to a dead-letter topic) to the same real Kafka broker, in the same run:
 
 * reference — one confluent-kafka Producer (same settings as ours: idempotent, acks=all,
-  lz4, ``MOAA_PRODUCER_LINGER_MS``) publishing the records from memory, then flushing;
+  lz4, ``MOAA_PRODUCER_LINGER_MS``) publishing the records from memory as the same Kafka
+  messages (key, value and ``moaa-schema`` header), then flushing;
 * moaa — `moaa feeder --tick 0` (the real process) sending hour batches to
   `moaa producer` (the real process), which validates each record and acknowledges each
   batch only after every delivery; throughput is records / the feeder's replay time.
@@ -36,6 +37,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from moaa.common.kafka import ensure_topics
+from moaa.common.observation import OBSERVATION_SCHEMA, REJECTION_SCHEMA
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize
 from moaa.localstack.services import LocalStack
@@ -44,10 +46,14 @@ from moaa.localstack.testing import free_ports
 from moaa.producer.server import ProducerSettings
 
 MOAA = str(Path(sys.executable).with_name("moaa"))
+#: The headers the producer sets (the schema version of each topic's records).
+_OBS = [("moaa-schema", OBSERVATION_SCHEMA.encode())]
+_DLQ = [("moaa-schema", REJECTION_SCHEMA.encode())]
 
 
 def reference(bootstrap: str, rows: list[tuple[str, str | None, bytes]]) -> float:
-    """Records/s of a plain producer publishing ``rows`` (topic, key, value) from memory."""
+    """Records/s of a plain producer publishing ``rows`` (kind, key, value) from memory: the
+    same Kafka messages as the producer's (key, value and ``moaa-schema`` header)."""
     topic = f"bench.ref.{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     ensure_topics(admin, [topic, topic + ".dlq"], 3, 1, 604_800_000)
@@ -63,10 +69,10 @@ def reference(bootstrap: str, rows: list[tuple[str, str | None, bytes]]) -> floa
     )
     started = time.perf_counter()
     for kind, key, value in rows:
-        target = topic if kind == "obs" else topic + ".dlq"
+        target, headers = (topic, _OBS) if kind == "obs" else (topic + ".dlq", _DLQ)
         while True:
             try:
-                producer.produce(target, value, key)
+                producer.produce(target, value, key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -146,16 +152,19 @@ def main() -> None:
         dataset = work / "dataset"
         prepare(raw, dataset, 2020, workers=os.cpu_count() or 1)
         table = pq.read_table(
-            dataset / "hours", columns=["hour", "kind", "station_id", "record"]
+            dataset / "hours", columns=["hour", "kind", "station_id", "source_file", "record"]
         ).sort_by("hour")
-        rows = list(
-            zip(
+        # keyed as the producer keys them: observations by station, rejects by source file
+        rows = [
+            (kind, station if kind == "obs" else source, record)
+            for kind, station, source, record in zip(
                 table.column("kind").to_pylist(),
                 table.column("station_id").to_pylist(),
+                table.column("source_file").to_pylist(),
                 table.column("record").to_pylist(),
                 strict=True,
             )
-        )
+        ]
         bootstrap = settings.kafka_bootstrap
         reference(bootstrap, rows[: min(len(rows), 20_000)])  # warm-up
         refs: list[float] = []

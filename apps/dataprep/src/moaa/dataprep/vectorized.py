@@ -12,8 +12,9 @@ two to give identical observations and identical rejects. How the work is split:
   is how NOAA writes every row — is split into its fields and
   checked against every rule of the reference (field count, station id, date, summary
   reports, coordinates, temperature and its quality code, the sentinels); when it passes,
-  SQL expressions build its observation: the same values, the same ``obs_id`` (the only
-  per-row Python step is its blake2b digest) and the same JSON record, byte for byte.
+  SQL expressions build its observation: the same values, the same ``obs_id`` (DuckDB's MD5
+  of the fields) and the same JSON record, byte for byte. No Python runs per row: one query
+  returns every line, as an observation or as a line left to the reference.
 * **The reference, for every other line**: whatever the SQL does not accept (malformed,
   rejected, non-ASCII, unusual quoting) is parsed by
   :func:`~moaa.common.isd.parse_numbered` with its line number, so reasons, details and
@@ -29,7 +30,6 @@ no row has one).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import zlib
 from collections import Counter
@@ -159,53 +159,32 @@ WITH quoted AS (  -- an empty bare field becomes "" (two passes suffice): ,"f1",
 ), accepted AS (
     SELECT *,
            CASE WHEN elev_v BETWEEN -450.0::DOUBLE AND 9000.0::DOUBLE THEN elev_v END AS elev_m,
+           -- observation_id: <station>-<YYYYMMDDHHMMSS>-<8 hex of the MD5 of the fields>
            station || '-' || replace(replace(replace(date, '-', ''), 'T', ''), ':', '') || '-'
-               AS id_prefix
-    FROM judged WHERE accept
+               || substr(md5(raw_fields), 1, 8) AS obs_id
+    FROM judged
 )
-SELECT (substr(date, 1, 13) || ':00:00+00')::TIMESTAMPTZ AS hour,
-       substr(date, 1, 10) AS day,
+-- one row per non-empty line: its observation, or (``left``) the line for the reference
+SELECT CASE WHEN accept THEN (substr(date, 1, 13) || ':00:00+00')::TIMESTAMPTZ END AS hour,
+       CASE WHEN accept THEN substr(date, 1, 10) END AS day,
        'obs' AS kind,
-       station AS station_id,
-       id_prefix,
-       raw_fields,
-       temp AS temperature_c,
+       CASE WHEN accept THEN station END AS station_id,
+       CASE WHEN accept THEN obs_id END AS obs_id,
+       CASE WHEN accept THEN temp END AS temperature_c,
        NULL::VARCHAR AS reason,
        file_idx,
        line_no::INTEGER AS seq,
-       -- the record after its obs_id, as msgspec writes an Observation (same order,
-       -- escapes and shortest floats)
-       substr(json_object('station_id', station, 'ts', date || 'Z', 'name', name,
+       -- the record, as msgspec writes an Observation (same order, escapes and shortest
+       -- floats)
+       CASE WHEN accept THEN '{{"obs_id":"' || obs_id || '",' || substr(json_object(
+           'station_id', station, 'ts', date || 'Z', 'name', name,
            'latitude', lat_v, 'longitude', lon_v, 'elevation_m', elev_m, 'report_type', rtype,
            'source', source, 'temperature_c', temp, 'temperature_quality', tmp_q,
            'dew_point_c', dew_v, 'sea_level_pressure_hpa', slp_v, 'wind_speed_ms', wnd_v
-       )::VARCHAR, 2) AS record_tail
+       )::VARCHAR, 2) END AS record,
+       CASE WHEN NOT accept THEN line END AS left_line
 FROM accepted
 """  # noqa: S608 - built from this module's constants only
-_LEFT_QUERY = (
-    "SELECT file_idx, line_no, line FROM lines l WHERE line <> '' AND NOT EXISTS "
-    "(SELECT 1 FROM parsed p WHERE p.file_idx = l.file_idx AND p.seq = l.line_no)"
-)
-
-
-def _with_ids(parsed: pa.Table) -> pa.Table:
-    """Add each accepted row's ``obs_id`` and JSON record (the id's hash is Python's blake2b)."""
-    blake = hashlib.blake2b
-    digests = pa.array(
-        [
-            blake(s.encode(), digest_size=4).hexdigest()
-            for s in parsed.column("raw_fields").to_pylist()
-        ],
-        pa.string(),
-    )
-    obs_id = pc.binary_join_element_wise(parsed.column("id_prefix"), digests, "")
-    tail = parsed.column("record_tail")
-    record = pc.binary_join_element_wise('{"obs_id":"', obs_id, '",', tail, "")
-    return (
-        parsed.drop_columns(["id_prefix", "raw_fields", "record_tail"])
-        .append_column("obs_id", obs_id)
-        .append_column("record", record.cast(pa.binary()))
-    )
 
 
 @dataclass
@@ -352,10 +331,26 @@ def _reference_rows(
 
 
 def _fill_hours(table: pa.Table, year: int) -> pa.Table:
-    """Give rows without an hour (unreadable DATE) the hour of the row before them."""
-    missing = table.column("hour").null_count
-    if not missing:
-        return table
+    """Give rows without an hour (unreadable DATE) the hour of the row before them, and
+    rows without a day (those of the reference) their hour's day. Only the rows of the
+    files concerned are sorted."""
+    if table.column("hour").null_count:
+        no_hour = pc.is_null(table.column("hour"))
+        files = pc.unique(table.filter(no_hour).column("file_idx"))
+        concerned = pc.is_in(table.column("file_idx"), value_set=files)
+        table = pa.concat_tables(
+            [table.filter(pc.invert(concerned)), _filled(table.filter(concerned), year)]
+        )
+    if table.column("day").null_count:
+        no_day = pc.is_null(table.column("day"))
+        rest = table.filter(no_day)
+        days = pc.strftime(rest.column("hour"), format="%Y-%m-%d", locale="C")
+        rest = rest.set_column(rest.schema.get_field_index("day"), "day", days)
+        table = pa.concat_tables([table.filter(pc.invert(no_day)), rest])
+    return table
+
+
+def _filled(table: pa.Table, year: int) -> pa.Table:
     table = table.sort_by([("file_idx", "ascending"), ("seq", "ascending")])
     micros = table.column("hour").cast(pa.int64())
     known = pc.is_valid(micros).to_numpy(zero_copy_only=False)
@@ -383,21 +378,24 @@ def parse_batch(
     con.register("layout", _layout(files))
     con.register("lines", _lines(files))
     try:
-        parsed = con.sql(_QUERY).to_arrow_table()
-        con.register("parsed", parsed.select(["file_idx", "seq"]))
-        left_rows = con.sql(_LEFT_QUERY).to_arrow_table()
+        rows = con.sql(_QUERY).to_arrow_table()
     finally:
-        for view in ("layout", "lines", "parsed"):
+        for view in ("layout", "lines"):
             con.unregister(view)
+    sql_made = pc.is_null(rows.column("left_line"))
+    left_rows = rows.filter(pc.invert(sql_made)).select(["file_idx", "seq", "left_line"])
+    parsed = rows.filter(sql_made).drop_columns(["left_line"])
+    parsed = parsed.set_column(
+        parsed.schema.get_field_index("record"), "record", parsed.column("record").cast(pa.binary())
+    )
     left: dict[int, list[tuple[int, str | bytes]]] = {}
     for idx, number, line in zip(
         left_rows.column("file_idx").to_pylist(),
-        left_rows.column("line_no").to_pylist(),
-        left_rows.column("line").to_pylist(),
+        left_rows.column("seq").to_pylist(),
+        left_rows.column("left_line").to_pylist(),
         strict=True,
     ):
         left.setdefault(idx, []).append((number, line))
-    parsed = _with_ids(parsed)
     reference = _reference_rows(files, left)
     ref_table = pa.table(
         {
@@ -409,10 +407,7 @@ def parse_batch(
             },
         }
     )
-    table = pa.concat_tables([parsed.cast(ref_table.schema), ref_table])
-    table = _fill_hours(table, year)
-    days = pc.strftime(table.column("hour"), format="%Y-%m-%d", locale="C")
-    table = table.set_column(table.schema.get_field_index("day"), "day", days)
+    table = _fill_hours(pa.concat_tables([parsed.cast(ref_table.schema), ref_table]), year)
     names = pa.array([s.name for s in files], pa.string())
     source_file = pc.take(names, table.column("file_idx"))
     table = table.append_column("source_file", source_file).drop_columns(["file_idx"])
