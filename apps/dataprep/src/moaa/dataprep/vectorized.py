@@ -139,9 +139,10 @@ WITH quoted AS (  -- an empty bare field becomes "" (two passes suffice): ,"f1",
                strftime(try_strptime(date, '%Y-%m-%dT%H:%M:%S'), '%Y-%m-%dT%H:%M:%S') = date,
                false) AS date_ok,
            -- text the reference strips or the record carries: printable ASCII only
-           regexp_full_match(source || name || rtype || tmp || dew || slp || wnd, '[ -~]*')
+           -- (as many bytes as characters: ASCII; then no control character)
+           strlen(text) = length(text) AND NOT regexp_matches(text, '[\\x00-\\x1f\\x7f]')
                AS text_ok
-    FROM typed
+    FROM (SELECT *, source || name || rtype || tmp || dew || slp || wnd AS text FROM typed)
 ), judged AS (
     SELECT *,
            coalesce(shaped
