@@ -79,6 +79,7 @@ class Pipeline:
         self.socket = self.workdir / "p.sock"
         self.checkpoint = self.workdir / "checkpoint.json"
         self.producer_port, self.feeder_port = free_ports(2)
+        self.checkpoint_dir = self.workdir / "checkpoints"  # the Spark jobs' (a test may move it)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -94,7 +95,7 @@ class Pipeline:
             "MOAA_FEEDER_METRICS_PORT": str(self.feeder_port),
             "MOAA_TOPIC_HOURLY_STATS": self.stats_topic,
             "MOAA_TOPIC_HOURLY_SUMMARY": self.summary_topic,
-            "MOAA_CHECKPOINT_DIR": str(self.workdir / "checkpoints"),
+            "MOAA_CHECKPOINT_DIR": str(self.checkpoint_dir),
             "MOAA_SPARK_JARS": self.spark_jars,
             "MOAA_SPARK_MASTER": "local[2]",
             "MOAA_SPARK_UI_PORT": str(self.spark_ui_port),

@@ -1,0 +1,96 @@
+"""The checkpoint directory running out of space: the stats job exits with a clear error, and
+once space is freed a restart resumes from its checkpoints without losing or doubling an hour.
+
+The checkpoints live on a small tmpfs of their own (the test mounts one: it needs root and
+a kernel that lets it, else it is skipped with the reason). Once the job has stored results,
+a filler file takes every free byte, more hours are replayed, and the job must fail on its
+next checkpoint write; the filler is then removed, the job started again, and MongoDB must
+equal the DuckDB ground truth for every replayed hour.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Pipeline
+from .test_stats import _check_summary, _mismatches, _settled, _truth, _wait_for_documents
+
+pytestmark = pytest.mark.integration
+
+FIRST, MORE = 48, 48
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    mount = Path(tempfile.mkdtemp(prefix="moaa-small-disk-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of ``disk`` with one file; return it."""
+    filler = disk / "filler"
+    chunk = b"\0" * (1 << 20)
+    with filler.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+        try:  # the last, partial megabyte
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler
+
+
+def test_a_full_checkpoint_disk_ends_the_job_and_a_restart_loses_nothing(
+    pipeline: Pipeline, sample_dir: Path, small_disk: Path
+) -> None:
+    pipeline.checkpoint_dir = small_disk / "checkpoints"
+    pipeline.start_producer()
+    stats = pipeline.start_stats()
+    pipeline.start_insert()
+    feeder = pipeline.start_feeder("--tick", "0", "--hours", str(FIRST))
+    assert feeder.wait(180) == 0, pipeline.log("feeder")
+    _settled(pipeline, _truth(sample_dir, FIRST), timeout_s=180)
+
+    filler = _fill(small_disk)
+    feeder = pipeline.start_feeder("--tick", "0.2", "--hours", str(FIRST + MORE))
+    try:
+        code = stats.wait(240)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the stats job did not end on a full disk:\n{pipeline.log('stats')[-3000:]}")
+    log = pipeline.log("stats")
+    assert code != 0
+    assert "stats job failed" in log and "No space left on device" in log, log[-3000:]
+    assert feeder.wait(240) == 0, pipeline.log("feeder")
+
+    filler.unlink()
+    pipeline.start_stats()
+    truth = _truth(sample_dir, FIRST + MORE)
+    _wait_for_documents(pipeline, "hourly_stats", len(truth), timeout_s=240)
+    docs = _settled(pipeline, truth, timeout_s=240)
+    assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
+    _check_summary(pipeline, truth)
