@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from pymongo import MongoClient
 
 from moaa.localstack.services import LocalStack
@@ -31,6 +32,14 @@ pytestmark = pytest.mark.integration
 
 STATIONS = {"72502014734", "74486094789"}
 DAY = 24
+#: Messages a producer other than the stats job could leave on its topic.
+FOREIGN = [
+    b"not json",
+    b"[1, 2]",
+    b'{"station_id": "72502014734", "hour": "2013-01-05T00:00:00Z"}',
+    b'{"station_id": "72502014734", "hour": "yesterday", "mean_c": 3.5}',
+    b'{"hour": "2013-01-05T00:00:00Z", "mean_c": 3.5}',
+]
 
 
 class ForecastRun:
@@ -113,6 +122,19 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     # restart from the checkpoint: the latest model is loaded, not retrained from scratch
     run.start_forecast()
     run.wait("the restarted job", lambda: "loaded forecast model" in pipeline.log("forecast"))
+    # messages that are not hourly means, on the job's input: counted and skipped, never a crash
+    foreign = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
+    for value in FOREIGN:
+        foreign.produce(pipeline.stats_topic, value)
+    assert foreign.flush(30) == 0
+    run.wait(
+        "the foreign messages skipped",
+        lambda: (
+            f"weather_forecast_unreadable_messages_total {float(len(FOREIGN))}"
+            in _scrape(run.metrics_port)
+        ),
+    )
+    assert "that are not hourly means" in pipeline.log("forecast")
     feeder = pipeline.start_feeder("--tick", "0", "--hours", str(6 * DAY + 5))
     assert feeder.wait(180) == 0, pipeline.log("feeder")
     run.wait("a retrained model after the restart", lambda: max(run.versions()) > before[-1])
@@ -147,7 +169,11 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     for doc in docs.values():
         issues.setdefault(doc["issued_at"], set()).add(doc["station_id"])
     hours = sorted(issues)
-    stats = consume_all(pipeline.kafka_bootstrap, pipeline.stats_topic, idle_s=3)
+    stats = [
+        m
+        for m in consume_all(pipeline.kafka_bootstrap, pipeline.stats_topic, idle_s=3)
+        if m.value() not in FOREIGN
+    ]
     first_hour = min(json.loads(m.value())["hour"] for m in stats)
     # the stats job's dew point, pressure and wind means (the forecast's covariates) are
     # there for most station-hours (some hours of the sample carry no sea-level pressure)

@@ -125,6 +125,10 @@ LATE = Counter(
     "weather_forecast_late_means_total",
     "Hourly means that arrived for an hour already final (ignored)",
 )
+UNREADABLE = Counter(
+    "weather_forecast_unreadable_messages_total",
+    "Messages of the input topic that are not hourly means (skipped, with a log line)",
+)
 
 
 class ForecastSettings(KafkaSettings, SparkSettings):
@@ -282,6 +286,7 @@ class ForecastJob:
         self._query: Any = None
         self.spark: SparkSession | None = None
         self.engine: ForecastEngine | None = None
+        self.unreadable_total = 0  # messages of the input topic that were not hourly means
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -388,14 +393,13 @@ class ForecastJob:
     def _batch_locked(self, batch: DataFrame, batch_id: int) -> None:
         engine = self._engine()
         started = time.perf_counter()
-        parsed = (
+        rows = (
             batch.select(
                 "partition",
                 "offset",
                 F.from_json(F.col("value").cast("string"), STATS_SCHEMA).alias("s"),
             )
             .select("partition", "offset", "s.*")
-            .where(F.col("station_id").isNotNull() & F.col("mean_c").isNotNull())
             .select(
                 "station_id",
                 "name",
@@ -406,9 +410,19 @@ class ForecastJob:
                 "offset",
                 F.floor(F.unix_timestamp("hour") / 3600).cast("long").alias("hour"),
             )
-            .where(F.col("hour").isNotNull())
+            .withColumn(
+                "_readable",
+                F.col("station_id").isNotNull()
+                & F.col("x").isNotNull()
+                & F.col("hour").isNotNull(),
+            )
+            .persist()  # Kafka is read once: the messages are counted, then the means written
         )
-        info = engine.ingest(parsed)
+        try:
+            self._count_unreadable(rows, batch_id)
+            info = engine.ingest(rows.where("_readable").drop("_readable"))
+        finally:
+            rows.unpersist()
         if info.late:
             LATE.inc(info.late)
             log.warning(
@@ -430,6 +444,33 @@ class ForecastJob:
                 "lag_hours": engine.lag_hours,
             },
         )
+
+    def _count_unreadable(self, rows: DataFrame, batch_id: int) -> None:
+        """Count, and log with the reason, the messages that are not hourly means (not JSON, or
+        without a station, a mean or a readable hour): they are skipped, never a crash."""
+        counts = rows.agg(
+            F.count(F.lit(1)).alias("messages"),
+            F.coalesce(F.sum(F.when(F.col("_readable"), 0).otherwise(1)), F.lit(0)).alias("bad"),
+        ).first()
+        skipped = int(counts["bad"]) if counts is not None else 0
+        if skipped:
+            UNREADABLE.inc(skipped)
+            self.unreadable_total += skipped
+            log.warning(
+                "batch %d: skipped %d of %d messages of %s that are not hourly means (not JSON, "
+                "or no station_id, mean_c or hour)",
+                batch_id,
+                skipped,
+                int(counts["messages"]),
+                self.settings.topic_hourly_stats,
+                extra={
+                    "reason": "not_hourly_means",
+                    "topic": self.settings.topic_hourly_stats,
+                    "batch": batch_id,
+                    "skipped": skipped,
+                    "skipped_total": self.unreadable_total,
+                },
+            )
 
     def _observe(self, step: StepResult) -> None:
         STEP_SECONDS.observe(step.seconds)
