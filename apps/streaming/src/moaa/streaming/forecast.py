@@ -452,25 +452,26 @@ class ForecastJob:
             F.count(F.lit(1)).alias("messages"),
             F.coalesce(F.sum(F.when(F.col("_readable"), 0).otherwise(1)), F.lit(0)).alias("bad"),
         ).first()
-        skipped = int(counts["bad"]) if counts is not None else 0
-        if skipped:
-            UNREADABLE.inc(skipped)
-            self.unreadable_total += skipped
-            log.warning(
-                "batch %d: skipped %d of %d messages of %s that are not hourly means (not JSON, "
-                "or no station_id, mean_c or hour)",
-                batch_id,
-                skipped,
-                int(counts["messages"]),
-                self.settings.topic_hourly_stats,
-                extra={
-                    "reason": "not_hourly_means",
-                    "topic": self.settings.topic_hourly_stats,
-                    "batch": batch_id,
-                    "skipped": skipped,
-                    "skipped_total": self.unreadable_total,
-                },
-            )
+        if counts is None or not counts["bad"]:  # an aggregate has one row: never None
+            return
+        skipped = int(counts["bad"])
+        UNREADABLE.inc(skipped)
+        self.unreadable_total += skipped
+        log.warning(
+            "batch %d: skipped %d of %d messages of %s that are not hourly means (not JSON, "
+            "or no station_id, mean_c or hour)",
+            batch_id,
+            skipped,
+            int(counts["messages"]),
+            self.settings.topic_hourly_stats,
+            extra={
+                "reason": "not_hourly_means",
+                "topic": self.settings.topic_hourly_stats,
+                "batch": batch_id,
+                "skipped": skipped,
+                "skipped_total": self.unreadable_total,
+            },
+        )
 
     def _observe(self, step: StepResult) -> None:
         STEP_SECONDS.observe(step.seconds)
