@@ -4,7 +4,8 @@ Reads ``weather.hourly-stats`` (the stats job's hourly means) with Spark's Kafka
 handles each micro-batch in ``foreachBatch``:
 
 1. the batch's hourly means (temperature, and the dew point, sea-level pressure and wind
-   speed means the features also use) are appended to the engine's ``incoming`` table;
+   speed means the features also use) are appended to the engine's ``incoming`` table; a
+   message that is not an hourly mean is counted, logged with its reason and skipped;
 2. the event-time clock is the newest hour seen; an hour is **final** once the clock is
    ``MOAA_FORECAST_FINAL_LAG_HOURS`` past it (the stats watermark of 2 h + the hour itself);
 3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks the newly final hours
