@@ -116,6 +116,10 @@ bench-prepare: venv ## moaa prepare against DuckDB's own read_csv + group-by of 
 bench-throughput: setup ## Hourly stats at full speed: streaming end to end against DuckDB in batch (ratio)
 	$(VENV)/bin/python bench/throughput.py --stations 1000 --days 7
 
+.PHONY: chaos
+chaos: setup ## Seeded chaos run: kill -9 every component during a replay; results compared with a run without faults
+	$(VENV)/bin/python bench/chaos.py
+
 .PHONY: bench-latency
 bench-latency: setup ## End-to-end latency, feeder → stats in MongoDB, at a 1 s tick (p50, p95)
 	$(VENV)/bin/python bench/latency.py --hours 120

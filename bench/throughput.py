@@ -39,8 +39,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pymongo import MongoClient
 
 from moaa.common.hours import record_key
-from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_OBSERVATIONS
-from moaa.dashboard.scrape import kafka_lag
+from moaa.common.kafka import TOPIC_HOURLY_STATS, TOPIC_OBSERVATIONS, kafka_lag
 from moaa.dataprep.groundtruth import stats_by_station_hour, temperature_stats_table
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize

@@ -49,8 +49,7 @@ from pymongo import MongoClient
 from throughput import _drained  # bench/throughput.py: the chain's end, read cheaply
 
 from moaa.common.hours import format_hour
-from moaa.common.kafka import TOPIC_HOURLY_STATS
-from moaa.dashboard.scrape import kafka_lag
+from moaa.common.kafka import TOPIC_HOURLY_STATS, kafka_lag
 from moaa.dashboard.testing import ScaleFixture
 from moaa.dataprep.prepare import prepare
 from moaa.dataprep.synth import synthesize

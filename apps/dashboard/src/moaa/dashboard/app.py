@@ -39,6 +39,7 @@ from prometheus_client import (
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from moaa.common.kafka import kafka_lag
 from moaa.dashboard.live import Catalogue, Encoded, LiveCache, LiveView, iso_hour
 from moaa.dashboard.models import (
     Error,
@@ -51,7 +52,7 @@ from moaa.dashboard.models import (
     Stations,
     Summary,
 )
-from moaa.dashboard.scrape import PipelineWatch, kafka_lag
+from moaa.dashboard.scrape import PipelineWatch
 from moaa.dashboard.settings import DashboardSettings
 from moaa.dashboard.store import Store
 

@@ -24,7 +24,6 @@ __all__ = [
     "PipelineWatch",
     "Sample",
     "error_series",
-    "kafka_lag",
     "parse_prometheus",
     "records_total",
     "spark_records_per_s",
@@ -246,63 +245,3 @@ class PipelineWatch:
             "dlq_records": dlq,
             "errors": list(self.errors),
         }
-
-
-def kafka_lag(
-    client_config: dict[str, str], group: str, topics: list[str], timeout_s: float
-) -> Callable[[], dict[str, Any]]:
-    """A function returning the lag of ``group`` on ``topics``: high watermark − committed.
-
-    One consumer is created lazily and reused; it never joins the group (it only reads the
-    group's committed offsets), so it cannot disturb the insert job.
-    """
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415 - optional at import
-
-    state: dict[str, Any] = {}
-
-    def lag() -> dict[str, Any]:
-        try:
-            return _lag()
-        except Exception as exc:  # KafkaException, timeouts: Kafka is down, say so
-            return {"group": group, "total": None, "partitions": [], "error": str(exc)[:200]}
-
-    def _lag() -> dict[str, Any]:
-        consumer = state.get("consumer")
-        if consumer is None:
-            consumer = Consumer(
-                {
-                    **client_config,
-                    "group.id": group,
-                    "enable.auto.commit": False,
-                    "socket.timeout.ms": int(timeout_s * 1000),
-                },
-                logger=logging.getLogger("librdkafka"),
-            )
-            state["consumer"] = consumer
-        meta = consumer.list_topics(timeout=timeout_s)
-        parts = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in meta.topics
-            for p in meta.topics[topic].partitions
-        ]
-        committed = consumer.committed(parts, timeout=timeout_s) if parts else []
-        rows = []
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout_s, cached=False
-            )
-            done = tp.offset if tp.offset >= 0 else None
-            rows.append(
-                {
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "committed": done,
-                    "high": high,
-                    "lag": max(high - (done if done is not None else low), 0),
-                }
-            )
-        rows.sort(key=lambda r: (r["topic"], r["partition"]))
-        return {"group": group, "total": sum(r["lag"] for r in rows), "partitions": rows}
-
-    return lag

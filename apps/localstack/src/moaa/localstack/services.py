@@ -343,8 +343,11 @@ class Kafka(Service):
             if fmt.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         heap = self.settings.kafka_heap
+        # An OutOfMemoryError ends the broker at once (`moaa local status` shows it failed)
+        # instead of leaving a JVM that no longer answers.
         return [
-            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={kafka_home / 'log4j2.properties'}",
             "-cp", classpath, "kafka.Kafka", str(config),
         ]  # fmt: skip
