@@ -18,6 +18,7 @@ import select
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,11 +159,28 @@ class _InFlight:
 
 
 class Feeder:
-    """Send hours ``[start, end]`` of ``dataset`` to the producer, resuming from the checkpoint."""
+    """Send hours ``[start, end]`` of ``dataset`` to the producer, resuming from the checkpoint.
 
-    def __init__(self, settings: FeederSettings, dataset: HourlyDataset) -> None:
+    The transport and the clock are injectable (the unit tests play the producer on a socket
+    pair and move a fake clock): ``connect`` returns a connected stream socket (default: the
+    producer's Unix socket at ``settings.socket_path``), ``clock`` monotonic seconds, ``sleep``
+    waits.
+    """
+
+    def __init__(
+        self,
+        settings: FeederSettings,
+        dataset: HourlyDataset,
+        *,
+        connect: Callable[[], socket.socket] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.dataset = dataset
+        self._open = connect or self._open_unix_socket
+        self._clock = clock
+        self._sleep = sleep
         year = settings.replay_year or dataset.year
         first, last = year_hours(year)
         self.start = (settings.replay_start or first).astimezone(UTC)
@@ -177,7 +195,7 @@ class Feeder:
         self._next_hour = self.start
         self._next_send_at = 0.0
         self._acked_through: datetime | None = None
-        self._saved_at = time.monotonic()
+        self._saved_at = clock()
         self._backoff = 0.2
         self._stopping = False
         #: (records, seconds from send to ack, hour) of the largest batch acknowledged.
@@ -185,14 +203,23 @@ class Feeder:
 
     # -- connection -------------------------------------------------------------------------
 
+    def _open_unix_socket(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.settings.socket_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
     def _connect(self) -> socket.socket:
         """Connect and say hello, retrying with exponential backoff and jitter."""
         attempt = 0
         while not self._stopping:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.settings.ack_timeout_s)
+            sock: socket.socket | None = None
             try:
-                sock.connect(str(self.settings.socket_path))
+                sock = self._open()
+                sock.settimeout(self.settings.ack_timeout_s)
                 send_frame(sock, encode(Hello(PROTOCOL_VERSION, "moaa-feeder")))
                 answer = decode_server_message(read_frame(sock))
                 if isinstance(answer, Nack):
@@ -204,7 +231,8 @@ class Feeder:
                     log.info("connected to the producer after %d attempts", attempt + 1)
                 return sock
             except (OSError, PeerClosed) as exc:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 attempt += 1
                 RECONNECTS.inc()
                 jitter = 0.5 + random.random() / 2  # noqa: S311 - jitter, not cryptography
@@ -215,7 +243,7 @@ class Feeder:
                         self.settings.socket_path,
                         exc,
                     )
-                time.sleep(delay)
+                self._sleep(delay)
                 self._backoff = min(self._backoff * 2, self.settings.reconnect_max_backoff_s)
         raise SystemExit(0)
 
@@ -247,7 +275,7 @@ class Feeder:
                 extra={"in_flight": len(self._in_flight)},
             )
             self._in_flight.clear()
-        time.sleep(min(self._backoff, self.settings.reconnect_max_backoff_s))
+        self._sleep(min(self._backoff, self.settings.reconnect_max_backoff_s))
         self._backoff = min(self._backoff * 2, self.settings.reconnect_max_backoff_s)
 
     def _may_send(self, now: float) -> bool:
@@ -314,12 +342,12 @@ class Feeder:
     def _acknowledged(self) -> _InFlight:
         head = self._in_flight.popleft()
         self._backoff = 0.2
-        latency = time.monotonic() - head.sent_at
+        latency = self._clock() - head.sent_at
         ACK_LATENCY.observe(latency)
         if head.records + head.rejects > self.busiest[0]:
             self.busiest = (head.records + head.rejects, latency, head.batch_id)
         self._acked_through = head.hour
-        if time.monotonic() - self._saved_at >= _CHECKPOINT_MAX_AGE_S:
+        if self._clock() - self._saved_at >= _CHECKPOINT_MAX_AGE_S:
             self._save_checkpoint()  # acks keep streaming in: do not let the file lag behind
         HOURS_SENT.inc()
         RECORDS_SENT.labels("obs").inc(head.records)
@@ -332,7 +360,7 @@ class Feeder:
         if self._acked_through is not None:
             self.checkpoint.save(self._acked_through + _HOUR)
             self._acked_through = None
-            self._saved_at = time.monotonic()
+            self._saved_at = self._clock()
 
     def run(self) -> int:
         """Replay until the end of the range (or a stop signal); return hours acknowledged.
@@ -349,7 +377,7 @@ class Feeder:
                 self.checkpoint.path,
             )
         self.dataset.hour(self._next_hour)  # read the first day (and start on the next)
-        self._next_send_at = time.monotonic()
+        self._next_send_at = self._clock()
         acked = records = 0
         first_send: float | None = None
         total_hours = int((self.end - self.start) / _HOUR) + 1
@@ -358,13 +386,13 @@ class Feeder:
         ) as progress:
             progress.advance(int((self._next_hour - self.start) / _HOUR))
             while self._in_flight or (self._next_hour <= self.end and not self._stopping):
-                now = time.monotonic()
+                now = self._clock()
                 if self._may_send(now):
                     first_send = first_send or now
                     self._send_next(now)
                 elif not self._in_flight:
                     self._save_checkpoint()
-                    time.sleep(min(max(self._next_send_at - now, 0.0), 0.5))
+                    self._sleep(min(max(self._next_send_at - now, 0.0), 0.5))
                 elif answer := self._await_answer(now):
                     head = self._acknowledged()
                     acked += 1
@@ -374,7 +402,7 @@ class Feeder:
                     )
         self._save_checkpoint()
         self._drop_connection()
-        duration = time.monotonic() - first_send if first_send else 0.0
+        duration = self._clock() - first_send if first_send else 0.0
         log.info(
             "replay %s",
             "stopped" if self._stopping else "finished",

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
@@ -30,7 +32,7 @@ from prometheus_client import Gauge, Histogram
 from moaa.common.observation import OBSERVATION_SCHEMA, REJECTION_SCHEMA, Observation, Rejection
 from moaa.common.protocol import Ack, Batch, Nack
 
-__all__ = ["Publisher", "Receipt", "producer_rejection"]
+__all__ = ["KafkaClient", "Publisher", "Receipt", "producer_rejection"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,29 @@ class Receipt:
         self.done.set()
 
 
+class KafkaClient(Protocol):
+    """What :class:`Publisher` uses of ``confluent_kafka.Producer`` (the unit tests inject a
+    fake that delivers, fails or fills its queue on demand)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: Any = ...,
+        key: Any = ...,
+        *,
+        headers: Any = ...,
+        on_delivery: Callable[[KafkaError | None, Message], None] = ...,
+    ) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+    def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
 class Publisher:
     """One idempotent confluent-kafka producer, and a thread serving its delivery reports.
 
@@ -122,6 +147,7 @@ class Publisher:
     :param delivery_timeout_s: a batch not fully delivered by then is nacked (and resent).
     :param queue_max_messages: local queue size; a full queue makes ``submit`` wait.
     :param linger_ms: librdkafka ``linger.ms``.
+    :param client: the Kafka client to use instead of one built from ``config``.
     """
 
     def __init__(
@@ -132,22 +158,28 @@ class Publisher:
         delivery_timeout_s: float = 60.0,
         queue_max_messages: int = 100_000,
         linger_ms: int = 10,
+        client: KafkaClient | None = None,
     ) -> None:
         self.observations_topic = observations_topic
         self.dlq_topic = dlq_topic
         self.delivery_timeout_s = delivery_timeout_s
-        self._producer = Producer(
-            {
-                **config,
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": "lz4",
-                "linger.ms": linger_ms,
-                "queue.buffering.max.messages": queue_max_messages,
-                "delivery.timeout.ms": int(delivery_timeout_s * 1000),
-            },
-            logger=logging.getLogger("librdkafka"),
-        )
+        # (not `client or …`: a client's len() is its queue, 0 when empty)
+        self._producer: KafkaClient
+        if client is not None:
+            self._producer = client
+        else:
+            self._producer = Producer(
+                {
+                    **config,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "compression.type": "lz4",
+                    "linger.ms": linger_ms,
+                    "queue.buffering.max.messages": queue_max_messages,
+                    "delivery.timeout.ms": int(delivery_timeout_s * 1000),
+                },
+                logger=logging.getLogger("librdkafka"),
+            )
         IN_FLIGHT.set_function(lambda: len(self._producer))
         self._stop = threading.Event()
         self._submitting = 0  # batches being produced right now (they serve the reports)
