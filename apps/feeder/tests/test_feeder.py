@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from moaa.common.protocol import (
     send_frame,
 )
 from moaa.feeder.dataset import HourRows
-from moaa.feeder.feeder import Feeder, FeederSettings
+from moaa.feeder.feeder import Feeder, FeederError, FeederSettings
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -219,5 +221,36 @@ def test_a_refusal_for_good_ends_the_replay_with_the_reason(
     make_feeder: Callable[..., tuple[Feeder, FakeProducer]],
 ) -> None:
     feeder, _ = make_feeder(3, ["fatal"], tick_seconds=0, feeder_window=1)
-    with pytest.raises(SystemExit, match="rejected 2020-01-01T00:00:00Z for good"):
+    with pytest.raises(FeederError, match="rejected 2020-01-01T00:00:00Z for good"):
         feeder.run()
+
+
+def test_a_stop_while_the_producer_is_unreachable_ends_the_replay(
+    make_feeder: Callable[..., tuple[Feeder, FakeProducer]], tmp_path: Path, clock: FakeClock
+) -> None:
+    feeder, producer = make_feeder(3, tick_seconds=0)
+
+    def unreachable() -> socket.socket:
+        if len(clock.sleeps) >= 3:  # after three retries, someone sends SIGTERM
+            feeder.stop()
+        raise ConnectionRefusedError("no producer")
+
+    feeder._open = unreachable
+    assert feeder.run() == 0
+    assert clock.sleeps[:3] == pytest.approx([0.15, 0.3, 0.6], rel=0.34)  # backoff, jittered
+    assert not (tmp_path / "checkpoint.json").exists()
+    assert producer.connections == 0
+
+
+def test_a_command_error_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
+    moaa = Path(sys.executable).with_name("moaa")
+    result = subprocess.run(
+        [str(moaa), "feeder", "--dataset", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr

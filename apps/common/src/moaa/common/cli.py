@@ -14,6 +14,8 @@ from importlib.metadata import entry_points
 
 import typer
 
+from moaa.common.errors import MoaaError
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -49,6 +51,11 @@ def _register_plugins(argv: list[str] | None = None) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``moaa`` console script."""
+    """Entry point of the ``moaa`` console script: a :class:`~moaa.common.errors.MoaaError`
+    that no command handled ends it with ``error: <message>`` and exit code 1."""
     _register_plugins()
-    app()
+    try:
+        app()
+    except MoaaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from moaa.common.errors import MoaaError
+
 __all__ = ["OpsServer", "ReadyCheck", "exit_now", "exit_on_thread_crash", "run_component"]
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,9 @@ def run_component(
     signal.signal(signal.SIGINT, _on_signal)
     try:
         run()
+    except MoaaError as exc:
+        log.critical("%s failed: %s", component, exc)
+        raise SystemExit(exc.exit_code) from None
     finally:
         if ops:
             ops.stop()

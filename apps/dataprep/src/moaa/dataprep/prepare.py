@@ -45,6 +45,7 @@ from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
+from moaa.common.errors import MoaaError
 from moaa.common.isd import parse_header
 from moaa.common.logs import configure_logging
 from moaa.common.progress import ProgressReporter
@@ -63,7 +64,7 @@ _STATION_LIST_COLUMNS = frozenset({"USAF", "WBAN"})
 _STAGING = "batches/3"
 
 
-class PrepareError(RuntimeError):
+class PrepareError(MoaaError):
     """The input cannot become a dataset; the message says what was found."""
 
 

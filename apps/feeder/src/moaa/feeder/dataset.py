@@ -32,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from moaa.common.errors import MoaaError
+
 __all__ = ["LAYOUT", "SCHEMA", "DatasetError", "HourRows", "HourlyDataset", "year_hours"]
 
 LAYOUT = "moaa-hours/1"
@@ -51,7 +53,7 @@ SCHEMA = pa.schema(
 )
 
 
-class DatasetError(RuntimeError):
+class DatasetError(MoaaError):
     """The dataset is missing or not in the expected layout."""
 
 

@@ -29,6 +29,7 @@ import typer
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
+from moaa.common.errors import MoaaError
 from moaa.common.hours import format_hour, parse_hour
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
@@ -48,7 +49,7 @@ from moaa.common.protocol import (
 from moaa.common.settings import MoaaSettings
 from moaa.feeder.dataset import HourlyDataset, year_hours
 
-__all__ = ["Checkpoint", "Feeder", "FeederSettings", "command"]
+__all__ = ["Checkpoint", "Feeder", "FeederError", "FeederSettings", "command"]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Checkpoint:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError) as exc:
-            raise SystemExit(
+            raise FeederError(
                 f"unreadable checkpoint {self.path}: {exc}; delete it to restart the replay"
             ) from None
 
@@ -145,6 +146,14 @@ class Checkpoint:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self.path)
+
+
+class FeederError(MoaaError):
+    """The replay cannot go on: a bad checkpoint or range, or the producer refused for good."""
+
+
+class _Stopping(Exception):
+    """Asked to stop while waiting for the producer: end the replay where it is."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,7 @@ class Feeder:
         self.start = (settings.replay_start or first).astimezone(UTC)
         self.end = (settings.replay_end or last).astimezone(UTC)
         if self.end < self.start:
-            raise SystemExit(
+            raise FeederError(
                 f"replay end {format_hour(self.end)} is before its start {format_hour(self.start)}"
             )
         self.checkpoint = Checkpoint(settings.checkpoint_path)
@@ -223,7 +232,7 @@ class Feeder:
                 send_frame(sock, encode(Hello(PROTOCOL_VERSION, "moaa-feeder")))
                 answer = decode_server_message(read_frame(sock))
                 if isinstance(answer, Nack):
-                    raise SystemExit(
+                    raise FeederError(
                         f"producer refused the connection: {answer.reason} {answer.detail}"
                     )
                 self._backoff = 0.2
@@ -245,7 +254,7 @@ class Feeder:
                     )
                 self._sleep(delay)
                 self._backoff = min(self._backoff * 2, self.settings.reconnect_max_backoff_s)
-        raise SystemExit(0)
+        raise _Stopping
 
     def _drop_connection(self) -> None:
         if self._sock is not None:
@@ -333,7 +342,7 @@ class Feeder:
         reason = answer.reason if isinstance(answer, Nack) else "unexpected answer"
         NACKS.labels(reason).inc()
         if isinstance(answer, Nack) and not answer.retry:
-            raise SystemExit(
+            raise FeederError(
                 f"producer rejected {head.batch_id} for good: {reason} {answer.detail}"
             )
         self._restart_from_first_unacked(f"{head.batch_id} not acknowledged ({reason})")
@@ -389,7 +398,10 @@ class Feeder:
                 now = self._clock()
                 if self._may_send(now):
                     first_send = first_send or now
-                    self._send_next(now)
+                    try:
+                        self._send_next(now)
+                    except _Stopping:
+                        break
                 elif not self._in_flight:
                     self._save_checkpoint()
                     self._sleep(min(max(self._next_send_at - now, 0.0), 0.5))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psutil
 
+from moaa.common.errors import MoaaError
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.toolchain import (
     Toolchain,
@@ -55,7 +56,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class StackError(RuntimeError):
+class StackError(MoaaError):
     """A service cannot start or is unhealthy; the message says why and what to do."""
 
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from moaa.common.errors import MoaaError
 from moaa.localstack import versions
 
 __all__ = ["Toolchain", "ToolchainError", "java_major_version", "require_command"]
@@ -46,7 +47,7 @@ SPARK_KAFKA_JARS = (
 )
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(MoaaError):
     """A prerequisite is missing or a fetch failed; the message says what to do."""
 
 

@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 from pydantic import Field
 
+from moaa.common.errors import MoaaError
 from moaa.common.kafka import (
     TOPIC_DLQ,
     TOPIC_OBSERVATIONS,
@@ -86,17 +87,21 @@ class ProducerSettings(KafkaSettings):
     )
 
 
+class ProducerError(MoaaError):
+    """The producer cannot serve its socket; the message says why."""
+
+
 def _claim_socket(path: Path) -> None:
     """Remove a stale socket; refuse to start if a live producer already serves it."""
     if len(str(path)) > _UNIX_PATH_MAX:
-        raise SystemExit(
+        raise ProducerError(
             f"socket path too long for a Unix socket ({len(str(path))} > {_UNIX_PATH_MAX}): {path}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() and not path.is_symlink():
         return
     if not stat.S_ISSOCK(path.lstat().st_mode):
-        raise SystemExit(f"{path} exists and is not a socket; refusing to replace it")
+        raise ProducerError(f"{path} exists and is not a socket; refusing to replace it")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
@@ -104,7 +109,7 @@ def _claim_socket(path: Path) -> None:
         log.info("replacing stale socket %s", path)
         path.unlink()
     else:
-        raise SystemExit(f"another producer is already serving {path}")
+        raise ProducerError(f"another producer is already serving {path}")
     finally:
         probe.close()
 
