@@ -214,6 +214,7 @@ class Feeder:
 
     def _open_unix_socket(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.settings.ack_timeout_s)
         try:
             sock.connect(str(self.settings.socket_path))
         except OSError:
