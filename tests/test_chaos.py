@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from moaa.localstack import chaos
 from moaa.localstack.chaos import COMPONENTS, _normal, compare, mismatches, schedule
 
 
@@ -52,3 +55,19 @@ def test_missing_extra_and_different_documents_are_each_counted() -> None:
     assert result["forecasts"]["documents"] == 0
     assert mismatches(result) == 3
     assert mismatches(compare(reference, reference)) == 0
+
+
+def test_the_runs_settings_do_not_leak_into_the_callers_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: dict[str, str | None] = {}
+
+    def runs(*_args: object) -> str:
+        seen.update({k: os.environ.get(k) for k in chaos.JOB_ENV})
+        return "report"
+
+    monkeypatch.setattr(chaos, "_run_chaos", runs)
+    monkeypatch.delenv("MOAA_FORECAST_TRAIN_IN_BACKGROUND", raising=False)
+    assert chaos.run_chaos(tmp_path, tmp_path, 2020, datetime(2020, 1, 1, tzinfo=UTC), 1, 1)
+    assert seen == chaos.JOB_ENV  # the runs' jobs see them
+    assert "MOAA_FORECAST_TRAIN_IN_BACKGROUND" not in os.environ  # the caller's later jobs do not

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import psutil
 from confluent_kafka import Consumer, TopicPartition
@@ -480,8 +481,29 @@ def run_chaos(
     quiet_s: float = 45.0,
     timeout_s: float = 1800.0,
 ) -> Report:
-    """Replay ``dataset`` without and with the seeded faults; compare the results."""
-    os.environ.update(JOB_ENV)
+    """Replay ``dataset`` without and with the seeded faults; compare the results.
+
+    :data:`JOB_ENV` is set for the runs' processes only: the caller's environment (a test
+    session's, whose later tests start jobs from it) is restored afterwards.
+    """
+    with mock.patch.dict(os.environ, JOB_ENV):
+        return _run_chaos(dataset, work, year, end, hours, records, seed, faults, gap_s,
+                          quiet_s, timeout_s)  # fmt: skip
+
+
+def _run_chaos(
+    dataset: Path,
+    work: Path,
+    year: int,
+    end: datetime,
+    hours: int,
+    records: int,
+    seed: int,
+    faults: int,
+    gap_s: tuple[float, float],
+    quiet_s: float,
+    timeout_s: float,
+) -> Report:
     plan = schedule(seed, faults, gap_s)
     seconds: dict[str, float] = {}
     began = time.monotonic()
