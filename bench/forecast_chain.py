@@ -3,7 +3,8 @@
 For each size, on its own Kafka and FerretDB (free loopback ports): ``moaa forecast`` and
 ``moaa insert`` run as real processes; this script plays the stats job, publishing synthetic
 hourly means of N real stations (:mod:`forecast_data`, clearly synthetic) to
-``weather.hourly-stats`` as the stats job does, and reads ``weather.forecasts`` back:
+``weather.hourly-stats`` as the stats job does (each hour a micro-batch: its means, then
+its progress marks), and reads ``weather.forecasts`` back:
 
 1. **warm-up**: ``--backlog-days`` at once (the job catches up in bulk steps and trains its
    first model once ``--min-history-days`` exist): the time until its last final hour's
@@ -50,8 +51,13 @@ from forecast_data import HourlyMeans, synthetic_means
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from moaa.common.hours import format_epoch_hour
-from moaa.common.kafka import TOPIC_FORECASTS, TOPIC_HOURLY_STATS, ensure_topics
+from moaa.common.hours import format_epoch_hour, parse_hour
+from moaa.common.kafka import (
+    TOPIC_FORECASTS,
+    TOPIC_HOURLY_STATS,
+    ensure_topics,
+    publish_progress,
+)
 from moaa.localstack.services import LocalStack
 from moaa.localstack.testing import free_ports
 from moaa.streaming.forecast_store import LAYOUT
@@ -160,7 +166,7 @@ def _messages(ids: list[str], names: list[str], hour: HourlyMeans) -> list[tuple
     return out
 
 
-def _publish(producer: Producer, messages: list[tuple[str, str]]) -> float:
+def _publish(producer: Producer, messages: list[tuple[str, str]]) -> None:
     for key, value in messages:
         while True:
             try:
@@ -169,7 +175,6 @@ def _publish(producer: Producer, messages: list[tuple[str, str]]) -> float:
             except BufferError:
                 producer.poll(0.1)
     producer.flush(120)
-    return time.time()
 
 
 def _wait_warm(root: Path, final_hour: int, timeout: float, job: subprocess.Popen[bytes]) -> bool:
@@ -262,12 +267,21 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         )
         feed = iter(hours)
 
+        batches = iter(range(1 << 62))
+
         def publish(n: int) -> tuple[float, int]:
-            last = 0
+            """``n`` hours, each as one stats micro-batch: its means, then its marks."""
+            sent, last = time.time(), 0
             for _ in range(n):
                 hour = next(feed)
-                sent = _publish(producer, _messages(ids, names, hour))
-                last = hour.hour
+                _publish(producer, _messages(ids, names, hour))
+                publish_progress(
+                    producer,
+                    TOPIC_HOURLY_STATS,
+                    parse_hour(format_epoch_hour(hour.hour)),
+                    next(batches),
+                )
+                sent, last = time.time(), hour.hour
             return sent, last
 
         # 1. warm-up: the backlog, at once

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
+import msgspec
 from pydantic import Field, SecretStr
 
+from moaa.common.errors import MoaaError
+from moaa.common.records import STATS_PROGRESS_KEY, StatsProgress
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "TOPIC_OBSERVATIONS",
     "KafkaSettings",
     "kafka_lag",
+    "publish_progress",
 ]
 
 # Every topic of the pipeline, named once (each stage's settings default to these).
@@ -182,3 +187,41 @@ def kafka_lag(
         return {"group": group, "total": sum(r["lag"] for r in rows), "partitions": rows}
 
     return lag
+
+
+def publish_progress(
+    producer: Any, topic: str, hour: datetime, batch: int, timeout_s: float = 60.0
+) -> int:
+    """Write a :class:`~moaa.common.records.StatsProgress` mark (``hour``, ``batch``) to every
+    partition of ``topic`` and wait until Kafka has them all; returns the partitions.
+
+    ``producer`` is a ``confluent_kafka.Producer`` whose earlier records of the batch are
+    already delivered (the marks must come after them). An undelivered mark raises
+    :class:`~moaa.common.errors.MoaaError`: the caller's batch then fails and is redone.
+    """
+    meta = producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    partitions = sorted(meta.partitions) if meta is not None and not meta.error else []
+    if not partitions:
+        raise MoaaError(f"cannot mark progress on {topic}: the topic has no partitions")
+    failed: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for p in partitions:
+        mark = StatsProgress(hour=hour, partition=p, partitions=len(partitions), batch=batch)
+        producer.produce(
+            topic,
+            msgspec.json.encode(mark),
+            STATS_PROGRESS_KEY.encode(),
+            partition=p,
+            on_delivery=delivered,
+        )
+    left = producer.flush(timeout_s)
+    if left or failed:
+        raise MoaaError(
+            f"the progress marks of batch {batch} on {topic} were not delivered within "
+            f"{timeout_s:g} s ({left} pending; {failed[:1] or 'no error'})"
+        )
+    return len(partitions)

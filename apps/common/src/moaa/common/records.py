@@ -8,6 +8,8 @@ record                     schema id               where it travels
 :class:`Rejection`         ``rejection.v1``        socket, topic ``weather.observations.dlq``
 :class:`HourlyStats`       ``hourly-stats.v1``     topic ``weather.hourly-stats``, collection
                                                    ``hourly_stats``
+:class:`StatsProgress`     ``stats-progress.v1``   topic ``weather.hourly-stats`` (key
+                                                   ``stats-progress``, every partition)
 :class:`HourlySummary`     ``hourly-summary.v1``   topic ``weather.hourly-summary``,
                                                    collection ``hourly_summary``
 :class:`Forecast`          ``forecast.v1``         topic ``weather.forecasts``, collection
@@ -61,6 +63,8 @@ __all__ = [
     "REJECTION_SCHEMA",
     "SKILL_DEFINITION",
     "SKILL_SCHEMA",
+    "STATS_PROGRESS_KEY",
+    "STATS_PROGRESS_SCHEMA",
     "Forecast",
     "ForecastPoint",
     "ForecastSkill",
@@ -70,6 +74,7 @@ __all__ = [
     "Observation",
     "Rejection",
     "SkillOverall",
+    "StatsProgress",
     "datetime_fields",
     "json_schemas",
     "write_json_schemas",
@@ -77,6 +82,9 @@ __all__ = [
 
 HOURLY_STATS_SCHEMA = "hourly-stats.v1"
 HOURLY_SUMMARY_SCHEMA = "hourly-summary.v1"
+STATS_PROGRESS_SCHEMA = "stats-progress.v1"
+#: The Kafka key of :class:`StatsProgress` (never a ``<station>|<hour>`` key: no ``|``).
+STATS_PROGRESS_KEY = "stats-progress"
 FORECAST_SCHEMA = "forecast.v1"
 SKILL_SCHEMA = "forecast-skill.v1"
 
@@ -109,6 +117,25 @@ class HourlyStats(msgspec.Struct, frozen=True, kw_only=True):
     dew_point_mean_c: float | None = None
     sea_level_pressure_mean_hpa: float | None = None
     wind_speed_mean_ms: float | None = None
+
+
+class StatsProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """The stats job's mark on one partition of ``weather.hourly-stats`` (key
+    :data:`STATS_PROGRESS_KEY`), written to every partition once a micro-batch's hourly stats
+    are all in Kafka: on ``partition``, every hourly stats record of micro-batches up to
+    ``batch`` comes before it. ``hour`` is the newest hour of that micro-batch.
+
+    A micro-batch's records are written by several tasks at once, so the newest hour *seen*
+    says nothing about the hours still being written. A reader that has read a mark of hour
+    ``H`` or later on each of the ``partitions`` partitions has every record of the batches
+    it marks; with the stats watermark ``W``, no later micro-batch updates an hour before
+    ``H − W``, so the hours up to ``H − W − 1 h`` are complete (the forecast job's clock)."""
+
+    schema: str = STATS_PROGRESS_SCHEMA
+    hour: UtcDatetime
+    partition: Count
+    partitions: Annotated[int, Meta(ge=1)]
+    batch: Count
 
 
 class HourlySummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +200,7 @@ RECORDS: dict[str, type[msgspec.Struct]] = {
     REJECTION_SCHEMA: Rejection,
     HOURLY_STATS_SCHEMA: HourlyStats,
     HOURLY_SUMMARY_SCHEMA: HourlySummary,
+    STATS_PROGRESS_SCHEMA: StatsProgress,
     FORECAST_SCHEMA: Forecast,
     SKILL_SCHEMA: ForecastSkill,
 }

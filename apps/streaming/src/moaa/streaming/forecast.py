@@ -6,8 +6,14 @@ handles each micro-batch in ``foreachBatch``:
 1. the batch's hourly means (temperature, and the dew point, sea-level pressure and wind
    speed means the features also use) are appended to the engine's ``incoming`` table; a
    message that is not an hourly mean is counted, logged with its reason and skipped;
-2. the event-time clock is the newest hour seen; an hour is **final** once the clock is
-   ``MOAA_FORECAST_FINAL_LAG_HOURS`` past it (the stats watermark of 2 h + the hour itself);
+2. the event-time clock is the newest hour the input is known to be complete through: the
+   stats job writes a progress mark (:class:`~moaa.common.records.StatsProgress`) to every
+   partition once a micro-batch's means are all in Kafka, and the clock is the oldest of the
+   newest marks of the partitions (the newest mean seen is not a clock: a micro-batch's
+   means are written by several tasks at once, so its newest hour can be read before its
+   older ones). An hour is **final** once the clock is ``MOAA_FORECAST_FINAL_LAG_HOURS``
+   past it (the stats watermark of 2 h + the hour itself); the marks are kept in
+   ``state.json``;
 3. the :class:`~moaa.streaming.forecast_engine.ForecastEngine` walks the newly final hours
    in steps (a backlog in bulk): final-hours table, features, retraining on its event-time
    schedule, scoring, verification — all of it Spark work on the tables under
@@ -44,7 +50,7 @@ from moaa.common.kafka import (
 )
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
-from moaa.common.records import HourlyStats
+from moaa.common.records import STATS_PROGRESS_KEY, HourlyStats, StatsProgress
 from moaa.streaming.forecast_engine import (
     TRAINING_POOL,
     EngineConfig,
@@ -83,6 +89,8 @@ log = logging.getLogger(__name__)
 
 #: What the job reads of :class:`moaa.common.records.HourlyStats`.
 STATS_SCHEMA = spark_schema(HourlyStats, ("station_id", "hour", "mean_c", "name", *COVARIATES))
+#: What it reads of the stats job's :class:`moaa.common.records.StatsProgress` marks.
+PROGRESS_SCHEMA = spark_schema(StatsProgress, ("hour", "partitions"))
 
 MAE = Gauge(
     "weather_forecast_mae_celsius",
@@ -154,8 +162,9 @@ class ForecastSettings(KafkaSettings, SparkSettings):
     )
     forecast_final_lag_hours: int = Field(
         3,
-        description="An hour is final (verified, forecast from) once the newest hour seen is "
-        "this far past it: the stats watermark (2 h) plus the hour itself.",
+        description="An hour is final (verified, forecast from) once the stats job's progress "
+        "marks on every partition are this far past it: the stats watermark (2 h) plus the "
+        "hour itself.",
     )
     forecast_max_offsets_per_trigger: int = Field(
         1_000_000,
@@ -394,26 +403,37 @@ class ForecastJob:
     def _batch_locked(self, batch: DataFrame, batch_id: int) -> None:
         engine = self._engine()
         started = time.perf_counter()
+        key = F.col("key").cast("string")
+        value = F.col("value").cast("string")
+        mark = F.coalesce(key == F.lit(STATS_PROGRESS_KEY), F.lit(False))
         rows = (
             batch.select(
                 "partition",
                 "offset",
-                F.from_json(F.col("value").cast("string"), STATS_SCHEMA).alias("s"),
+                mark.alias("_mark"),
+                F.when(~mark, F.from_json(value, STATS_SCHEMA)).alias("s"),
+                F.when(mark, F.from_json(value, PROGRESS_SCHEMA)).alias("m"),
             )
-            .select("partition", "offset", "s.*")
             .select(
-                "station_id",
-                "name",
-                F.col("mean_c").alias("x"),
-                *(F.col(c).alias(r) for c, r in zip(COVARIATES, RAW_FIELDS[1:], strict=True)),
+                "s.station_id",
+                "s.name",
+                F.col("s.mean_c").alias("x"),
+                *(
+                    F.col(f"s.{c}").alias(r)
+                    for c, r in zip(COVARIATES, RAW_FIELDS[1:], strict=True)
+                ),
                 F.lit(batch_id).cast("long").alias("batch_id"),
                 "partition",
                 "offset",
-                F.floor(F.unix_timestamp("hour") / 3600).cast("long").alias("hour"),
+                F.floor(F.unix_timestamp("s.hour") / 3600).cast("long").alias("hour"),
+                "_mark",
+                F.floor(F.unix_timestamp("m.hour") / 3600).cast("long").alias("_mark_hour"),
+                F.col("m.partitions").alias("_mark_partitions"),
             )
             .withColumn(
                 "_readable",
-                F.col("station_id").isNotNull()
+                ~F.col("_mark")
+                & F.col("station_id").isNotNull()
                 & F.col("x").isNotNull()
                 & F.col("hour").isNotNull(),
             )
@@ -421,7 +441,10 @@ class ForecastJob:
         )
         try:
             self._count_unreadable(rows, batch_id)
-            info = engine.ingest(rows.where("_readable").drop("_readable"))
+            marks = self._marks(rows)
+            info = engine.ingest(
+                rows.where("_readable").drop("_readable", "_mark", "_mark_hour", "_mark_partitions")
+            )
         finally:
             rows.unpersist()
         if info.late:
@@ -429,16 +452,19 @@ class ForecastJob:
             log.warning(
                 "batch %d: %d hourly means for hours already final, ignored", batch_id, info.late
             )
-        clock = engine.state.clock
-        if clock is not None:
-            for step in engine.advance(clock - self.settings.forecast_final_lag_hours):
+        if marks:  # after the means: a mark says they are all read
+            engine.note_marks(*marks)
+        complete = engine.complete_through
+        if complete is not None:
+            for step in engine.advance(complete - self.settings.forecast_final_lag_hours):
                 self._observe(step)
         self._set_lag()
         log.info(
-            "batch %d: %d means, newest hour %s, last final %s",
+            "batch %d: %d means, newest hour %s, complete through %s, last final %s",
             batch_id,
             info.rows,
             info.newest,
+            complete,
             engine.state.last_final,
             extra={
                 "duration_s": round(time.perf_counter() - started, 3),
@@ -446,12 +472,28 @@ class ForecastJob:
             },
         )
 
+    @staticmethod
+    def _marks(rows: DataFrame) -> tuple[dict[int, int], int] | None:
+        """The stats job's progress marks of the batch: the newest marked hour per partition
+        and the partition count they give (None: the batch has no mark)."""
+        found = (
+            rows.where("_mark AND _mark_hour IS NOT NULL AND _mark_partitions >= 1")
+            .groupBy("partition")
+            .agg(F.max("_mark_hour").alias("hour"), F.max("_mark_partitions").alias("n"))
+            .collect()
+        )
+        if not found:
+            return None
+        return {int(r["partition"]): int(r["hour"]) for r in found}, max(int(r["n"]) for r in found)
+
     def _count_unreadable(self, rows: DataFrame, batch_id: int) -> None:
         """Count, and log with the reason, the messages that are not hourly means (not JSON, or
         without a station, a mean or a readable hour): they are skipped, never a crash."""
         counts = rows.agg(
             F.count(F.lit(1)).alias("messages"),
-            F.coalesce(F.sum(F.when(F.col("_readable"), 0).otherwise(1)), F.lit(0)).alias("bad"),
+            F.coalesce(
+                F.sum(F.when(F.col("_readable") | F.col("_mark"), 0).otherwise(1)), F.lit(0)
+            ).alias("bad"),
         ).first()
         if counts is None or not counts["bad"]:  # an aggregate has one row: never None
             return

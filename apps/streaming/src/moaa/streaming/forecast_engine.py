@@ -278,6 +278,19 @@ class ForecastEngine:
                 s.first_hour = oldest if s.first_hour is None else min(s.first_hour, oldest)
         return info
 
+    def note_marks(self, marks: dict[int, int], partitions: int) -> None:
+        """Record the stats job's progress marks read (partition → newest marked hour; see
+        :class:`~moaa.common.records.StatsProgress`), kept in ``state.json`` at once: after a
+        restart the job knows how far its input is complete without a new mark."""
+        if self.state.note_marks(marks, partitions):
+            self.state.save(self.store.state_path)
+
+    @property
+    def complete_through(self) -> int | None:
+        """The newest hour whose micro-batch's hourly means are all read (every partition
+        of the input has a mark of it or later); None before that is known."""
+        return self.state.marked_through
+
     @property
     def lag_hours(self) -> int | None:
         """Hours between the newest hour seen and the last final hour processed."""

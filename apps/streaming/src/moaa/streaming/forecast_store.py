@@ -245,6 +245,30 @@ class EngineState:
     skill_all: dict[str, list] | None = None  # Σ|error| and n of ALL (4 × 24, 24)
     stations: int | None = None  # stations in the final-hours table
     train_version: int | None = None  # train/v<r>
+    marks: dict[str, int] | None = None  # partition → newest hour of the stats job's marks
+    partitions: int | None = None  # partitions of the input topic, as the marks say
+
+    def note_marks(self, marks: dict[int, int], partitions: int) -> bool:
+        """Keep the newest marked hour of each partition (and the partition count); returns
+        whether anything changed. A replayed or reordered mark never moves one back."""
+        got = {int(k): v for k, v in (self.marks or {}).items()}
+        for partition, hour in marks.items():
+            got[partition] = max(hour, got.get(partition, hour))
+        merged = {str(k): v for k, v in sorted(got.items())}
+        count = max(partitions, self.partitions or 0)
+        changed = merged != (self.marks or {}) or count != self.partitions
+        self.marks, self.partitions = merged, count
+        return changed
+
+    @property
+    def marked_through(self) -> int | None:
+        """The newest hour marked on *every* partition of the input topic: the hourly means
+        of every stats micro-batch up to it are read (None until each partition has a mark).
+        """
+        if not self.partitions or not self.marks:
+            return None
+        hours = [self.marks.get(str(p)) for p in range(self.partitions)]
+        return None if any(h is None for h in hours) else min(h for h in hours if h is not None)
 
     @classmethod
     def load(cls, path: Path) -> EngineState:

@@ -20,7 +20,8 @@ refuses (found by writing that batch one document at a time): one bad message ne
 the rest. While MongoDB is unreachable the batch is retried with backoff and nothing is
 committed. Collections and their keys:
 
-* ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats``;
+* ``hourly_stats`` — ``<station>|<hour>``, from ``weather.hourly-stats`` (whose progress
+  marks, key ``stats-progress``, are for the forecast job and skipped here);
 * ``hourly_summary`` — ``<hour>``, from ``weather.hourly-summary``;
 * ``forecasts`` — ``<station>|<issued_at>``, from ``weather.forecasts`` (``issued_at`` and
   every point's ``target_hour`` stored as dates);
@@ -52,7 +53,7 @@ from moaa.common.kafka import (
 )
 from moaa.common.logs import configure_logging
 from moaa.common.ops import run_component
-from moaa.common.records import COLLECTIONS, datetime_fields
+from moaa.common.records import COLLECTIONS, STATS_PROGRESS_KEY, datetime_fields
 
 __all__ = [
     "ForeignMessage",
@@ -221,6 +222,7 @@ def result_document(collection: str, key: bytes | None, value: bytes | None) -> 
 
 
 _DUPLICATE_KEY = 11000
+_PROGRESS_KEY = STATS_PROGRESS_KEY.encode()
 
 
 def upsert_all(collection: Any, docs: dict[str, dict[str, Any]], bulk_ops: int) -> int:
@@ -309,6 +311,8 @@ class Inserter:
             topic = msg.topic()
             MESSAGES.labels(topic).inc()
             collection = self.topics[topic]
+            if msg.key() == _PROGRESS_KEY:  # the stats job's marks for the forecast job
+                continue
             try:
                 key, fields = result_document(collection, msg.key(), msg.value())
             except ForeignMessage as exc:

@@ -35,13 +35,14 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from moaa.common.hours import SPARK_HOUR_FORMAT
+from moaa.common.hours import SPARK_HOUR_FORMAT, parse_hour
 from moaa.common.kafka import (
     TOPIC_HOURLY_STATS,
     TOPIC_HOURLY_SUMMARY,
     TOPIC_OBSERVATIONS,
     KafkaSettings,
     ensure_topics,
+    publish_progress,
 )
 from moaa.common.logs import configure_logging
 from moaa.common.records import HourlyStats, HourlySummary, Observation
@@ -229,6 +230,54 @@ def superseded_checkpoints(checkpoint_dir: Path, query: str) -> list[Path]:
     return [p for p in older if p != current and p.exists()]
 
 
+class MarkedKafkaWriter:
+    """``foreachBatch`` of the ``hourly_stats`` query: the micro-batch's records to ``topic``
+    (Spark's Kafka writer: every task's records are delivered when it returns), then a
+    :class:`~moaa.common.records.StatsProgress` mark with the batch's newest hour on every
+    partition of the topic, written from the driver.
+
+    The marks are how the forecast job knows which hours are complete: the records of one
+    micro-batch reach the partitions from several tasks at once, so a reader can see the
+    newest hour of a batch before its older hours. A crash between the records and the
+    marks fails the batch; Spark runs it again after the restart (same records, keyed, and
+    the marks then). A batch without records writes no mark.
+    """
+
+    def __init__(self, settings: StatsSettings, topic: str) -> None:
+        self.settings, self.topic = settings, topic
+        self._producer: Any = None
+
+    def producer(self) -> Any:
+        if self._producer is None:
+            from confluent_kafka import Producer  # noqa: PLC0415 - a driver-side client
+
+            self._producer = Producer(
+                {**self.settings.kafka_client_config(), "acks": "all", "linger.ms": 0},
+                logger=logging.getLogger("librdkafka"),
+            )
+        return self._producer
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        # cached: the records are written, then their newest hour read, from one computation
+        # of the micro-batch (Spark's guide for a foreachBatch that writes twice)
+        batch.persist()
+        try:
+            (
+                _to_kafka(batch)
+                .write.format("kafka")
+                .options(**kafka_options(self.settings))
+                .option("topic", self.topic)
+                .save()
+            )
+            hour = batch.agg(F.max("hour").alias("hour")).first()["hour"]  # type: ignore[index]
+        finally:
+            batch.unpersist()
+        if hour is None:  # no records in this batch (a batch that only moved the watermark)
+            return
+        partitions = publish_progress(self.producer(), self.topic, parse_hour(hour), batch_id)
+        log.debug("batch %d: progress %s marked on %d partitions", batch_id, hour, partitions)
+
+
 def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     """Start both named queries; return their handles."""
     source = (
@@ -260,14 +309,17 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
         ),
     ):
         location = checkpoint_location(settings.checkpoint_dir, name)
+        if name == "hourly_stats":  # the records, then the progress marks the forecast reads
+            writer = frame.writeStream.foreachBatch(MarkedKafkaWriter(settings, topic))
+        else:
+            writer = (
+                _to_kafka(frame)
+                .writeStream.format("kafka")
+                .options(**kafka_options(settings))
+                .option("topic", topic)
+            )
         writer = (
-            _to_kafka(frame)
-            .writeStream.queryName(name)
-            .outputMode("update")
-            .format("kafka")
-            .options(**kafka_options(settings))
-            .option("topic", topic)
-            .option("checkpointLocation", str(location))
+            writer.queryName(name).outputMode("update").option("checkpointLocation", str(location))
         )
         for old in superseded_checkpoints(settings.checkpoint_dir, name):
             log.warning(

@@ -1,0 +1,94 @@
+"""The stats job's progress marks: how the forecast job's clock reads them (pure logic), and
+how they are written (``publish_progress`` against a recording producer)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import pytest
+
+from moaa.common.errors import MoaaError
+from moaa.common.kafka import publish_progress
+from moaa.common.records import STATS_PROGRESS_KEY, StatsProgress
+from moaa.streaming.forecast_store import EngineState
+
+
+def test_the_clock_waits_for_a_mark_on_every_partition() -> None:
+    state = EngineState()
+    assert state.marked_through is None
+    assert state.note_marks({0: 10, 1: 12}, 3)
+    assert state.marked_through is None  # partition 2 has no mark yet
+    assert state.note_marks({2: 11}, 3)
+    assert state.marked_through == 10  # the oldest of the newest marks
+
+
+def test_a_replayed_or_older_mark_never_moves_the_clock_back() -> None:
+    state = EngineState()
+    state.note_marks({0: 20, 1: 20}, 2)
+    assert not state.note_marks({0: 15, 1: 20}, 2)  # nothing changed
+    assert state.marked_through == 20
+    state.note_marks({0: 25}, 2)
+    assert state.marked_through == 20
+    state.note_marks({1: 30}, 2)
+    assert state.marked_through == 25
+
+
+def test_a_new_partition_holds_the_clock_until_it_is_marked() -> None:
+    state = EngineState()
+    state.note_marks({0: 20, 1: 20}, 2)
+    state.note_marks({0: 21, 1: 21}, 3)  # the topic grew
+    assert state.marked_through is None
+    state.note_marks({2: 21}, 3)
+    assert state.marked_through == 21
+
+
+def test_the_marks_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = EngineState(last_final=5)
+    state.note_marks({0: 9, 1: 8}, 2)
+    state.save(path)
+    again = EngineState.load(path)
+    assert again.marked_through == 8
+    assert again.last_final == 5
+    assert EngineState.load(tmp_path / "none.json").marked_through is None
+
+
+class RecordingProducer:
+    def __init__(self, partitions: int, fail: bool = False) -> None:
+        self.partitions = partitions
+        self.fail = fail
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        meta = SimpleNamespace(partitions=dict.fromkeys(range(self.partitions)), error=None)
+        return SimpleNamespace(topics={topic: meta} if self.partitions else {})
+
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any):
+        self.sent.append((topic, value, key, partition))
+        on_delivery("broker down" if self.fail else None, None)
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def test_a_mark_goes_to_every_partition() -> None:
+    producer = RecordingProducer(3)
+    hour = datetime(2013, 1, 2, 5, tzinfo=UTC)
+    assert publish_progress(producer, "t", hour, 7) == 3
+    assert [p for *_, p in producer.sent] == [0, 1, 2]
+    for topic, value, key, partition in producer.sent:
+        mark = msgspec.json.decode(value, type=StatsProgress)
+        assert (topic, key) == ("t", STATS_PROGRESS_KEY.encode())
+        assert (mark.hour, mark.partition, mark.partitions, mark.batch) == (hour, partition, 3, 7)
+
+
+def test_an_undelivered_mark_is_an_error() -> None:
+    hour = datetime(2013, 1, 2, 5, tzinfo=UTC)
+    with pytest.raises(MoaaError, match="not delivered"):
+        publish_progress(RecordingProducer(2, fail=True), "t", hour, 1)
+    with pytest.raises(MoaaError, match="no partitions"):
+        publish_progress(RecordingProducer(0), "t", hour, 1)
