@@ -26,6 +26,7 @@ its progress marks), and reads ``weather.forecasts`` back:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,7 @@ from forecast_data import HourlyMeans, synthetic_means
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from moaa.common.hours import format_epoch_hour, parse_hour
+from moaa.common.hours import format_epoch_hour
 from moaa.common.kafka import (
     TOPIC_FORECASTS,
     TOPIC_HOURLY_STATS,
@@ -267,7 +269,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
         )
         feed = iter(hours)
 
-        batches = iter(range(1 << 62))
+        batches = itertools.count()
 
         def publish(n: int) -> tuple[float, int]:
             """``n`` hours, each as one stats micro-batch: its means, then its marks."""
@@ -278,7 +280,7 @@ def run_size(args: argparse.Namespace, stations: int) -> dict:
                 publish_progress(
                     producer,
                     TOPIC_HOURLY_STATS,
-                    parse_hour(format_epoch_hour(hour.hour)),
+                    datetime.fromtimestamp(hour.hour * 3600, UTC),
                     next(batches),
                 )
                 sent, last = time.time(), hour.hour

@@ -1,5 +1,6 @@
-"""The checkpoint directory running out of space: the stats job exits with a clear error, and
-once space is freed a restart resumes from its checkpoints without losing or doubling an hour.
+"""The checkpoint directory running out of space: the stats job, and the forecast job under its
+state, exit with a clear error, and once space is freed a restart resumes from its checkpoints
+without losing or doubling an hour.
 
 The checkpoints live on a small tmpfs of their own (the test mounts one: it needs root and
 a kernel that lets it, else it is skipped with the reason). Once the job has stored results,
@@ -11,14 +12,19 @@ equal the DuckDB ground truth for every replayed hour.
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from .conftest import Pipeline
+from moaa.streaming.forecast_store import LAYOUT
+
+from .conftest import Pipeline, consume_all, wait_until
+from .test_forecast import DAY, STATIONS, ForecastRun
 from .test_stats import _check_summary, _mismatches, _settled, _truth, _wait_for_documents
 
 pytestmark = pytest.mark.integration
@@ -98,3 +104,61 @@ def test_a_full_checkpoint_disk_ends_the_job_and_a_restart_loses_nothing(
     docs = _settled(pipeline, truth, timeout_s=240)
     assert _mismatches(docs, truth) == [], pipeline.log("stats")[-3000:]
     _check_summary(pipeline, truth)
+
+
+def _last_final(checkpoints: Path) -> str:
+    try:
+        last = json.loads((checkpoints / LAYOUT / "state.json").read_text())["last_final"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return ""
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=last or 0)).isoformat()
+
+
+def test_a_full_disk_under_the_forecast_state_ends_the_job_and_a_restart_resumes(
+    pipeline: Pipeline, small_disk: Path
+) -> None:
+    run = ForecastRun(pipeline)
+    checkpoints = small_disk / "checkpoints"  # the forecast job's only: the stats job's are not
+    env = {**run.env(), "MOAA_CHECKPOINT_DIR": str(checkpoints)}
+    pipeline.start_producer()
+    pipeline.start_stats()
+    forecast = pipeline._start("forecast", ["forecast"], env)
+    feeder = pipeline.start_feeder("--tick", "0", "--hours", str(3 * DAY))
+    assert feeder.wait(180) == 0, pipeline.log("feeder")
+    wait_until(  # the first model after two days of history, and forecasts issued with it
+        "forecasts issued",
+        lambda: _last_final(checkpoints) >= "2013-01-03T12",
+        420,
+        every_s=1,
+        detail=lambda: pipeline.log("forecast")[-3000:],
+    )
+
+    filler = _fill(small_disk)
+    feeder = pipeline.start_feeder("--tick", "0", "--hours", str(4 * DAY + 5))
+    try:
+        code = forecast.wait(300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the forecast job did not end on a full disk:\n{pipeline.log('forecast')}")
+    log = pipeline.log("forecast")
+    assert code != 0
+    assert "forecast job failed" in log and "No space left on device" in log, log[-3000:]
+    assert feeder.wait(240) == 0, pipeline.log("feeder")
+
+    filler.unlink()
+    pipeline._start("forecast", ["forecast"], env)
+    wait_until(  # every hour final but the last ones the stats watermark still holds
+        "the restarted job through the replay",
+        lambda: _last_final(checkpoints) >= "2013-01-05T01",
+        420,
+        every_s=1,
+        detail=lambda: pipeline.log("forecast")[-3000:],
+    )
+    # one issue per hour for both stations, none lost across the failure
+    docs = [json.loads(m.value()) for m in consume_all(pipeline.kafka_bootstrap, run.forecasts)]
+    issues: dict[str, set[str]] = {}
+    for doc in docs:
+        issues.setdefault(doc["issued_at"], set()).add(doc["station_id"])
+    hours = sorted(datetime.fromisoformat(h) for h in issues)
+    assert hours and hours[-1] >= datetime(2013, 1, 5, 1, tzinfo=UTC), hours[-3:]
+    assert len(hours) == (hours[-1] - hours[0]) // timedelta(hours=1) + 1
+    assert all(stations == STATIONS for stations in issues.values())

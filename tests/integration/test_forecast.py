@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from pymongo import MongoClient
 
+from moaa.common.records import STATS_PROGRESS_KEY
 from moaa.localstack.services import LocalStack
 from moaa.localstack.settings import LocalStackSettings
 from moaa.localstack.testing import free_ports
@@ -40,6 +41,8 @@ FOREIGN = [
     b'{"station_id": "72502014734", "hour": "yesterday", "mean_c": 3.5}',
     b'{"hour": "2013-01-05T00:00:00Z", "mean_c": 3.5}',
 ]
+
+BAD_MARK = b'{"schema": "stats-progress.v1", "hour": "soon", "partition": 0, "partitions": 3}'
 
 
 class ForecastRun:
@@ -126,11 +129,13 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     foreign = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
     for value in FOREIGN:
         foreign.produce(pipeline.stats_topic, value)
+    # and a progress mark without a readable hour: counted too, and it moves no clock
+    foreign.produce(pipeline.stats_topic, BAD_MARK, STATS_PROGRESS_KEY.encode(), partition=0)
     assert foreign.flush(30) == 0
     run.wait(
         "the foreign messages skipped",
         lambda: (
-            f"weather_forecast_unreadable_messages_total {float(len(FOREIGN))}"
+            f"weather_forecast_unreadable_messages_total {float(len(FOREIGN) + 1)}"
             in _scrape(run.metrics_port)
         ),
     )
@@ -172,7 +177,7 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     stats = [
         m
         for m in consume_all(pipeline.kafka_bootstrap, pipeline.stats_topic, idle_s=3)
-        if m.value() not in FOREIGN
+        if m.value() not in FOREIGN and m.key() != STATS_PROGRESS_KEY.encode()
     ]
     first_hour = min(json.loads(m.value())["hour"] for m in stats)
     # the stats job's dew point, pressure and wind means (the forecast's covariates) are
@@ -181,13 +186,13 @@ def test_forecasts_retrain_survive_a_crash_and_are_scored(
     for name in COVARIATES:
         assert sum(isinstance(v.get(name), float) for v in values) > 0.8 * len(values), name
     # the first model once two days of history exist, and forecasts from then on only. The
-    # history starts at the oldest hour the job had seen when its first step ran: at tick 0
-    # the stats job writes several hours at once to 3 partitions, so the job may see the
-    # second hour before the first one (then ignored as late): allow the first few hours.
+    # history starts at the oldest hour: at tick 0 the stats job writes several hours at once
+    # to 3 partitions, but the job's clock waits for its progress marks, so no hour of the
+    # replay's start is final before all of its means are read
     state = json.loads((run.checkpoints / LAYOUT / "state.json").read_text())
     origin = datetime.fromtimestamp(state["first_hour"] * 3600, UTC)
     start = datetime.fromisoformat(first_hour)
-    assert start <= origin <= start + timedelta(hours=3), (origin, start)
+    assert origin == start, (origin, start)
     # the job trains beside issuing, but waits for the first model (nothing is issued without
     # one): its step ends at its retrain hour, origin + 2 days, which it scores with it
     assert datetime.fromisoformat(hours[0]) == origin + timedelta(days=2)

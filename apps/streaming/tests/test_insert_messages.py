@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moaa.streaming.insert import REQUIRED_FIELDS, ForeignMessage, result_document
+from moaa.common.records import STATS_PROGRESS_KEY
+from moaa.streaming.insert import (
+    REQUIRED_FIELDS,
+    ForeignMessage,
+    Inserter,
+    InsertSettings,
+    result_document,
+)
 
 STATS = b'{"station_id":"72502014734","hour":"2013-01-01T06:00:00Z","min_c":1.0,"count":2}'
 
@@ -70,3 +77,44 @@ def test_no_message_makes_it_raise_anything_else(
         assert exc.reason
     else:
         assert isinstance(doc_id, str) and all(not k.startswith("$") for k in fields)
+
+
+class _Message:
+    def __init__(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self._topic, self._key, self._value = topic, key, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 0
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+def test_the_stats_jobs_progress_marks_are_not_results(caplog: pytest.LogCaptureFixture) -> None:
+    # no connection is made: the clients connect on first use
+    inserter = Inserter(
+        InsertSettings(kafka_bootstrap="127.0.0.1:1", mongo_uri="mongodb://127.0.0.1:1")
+    )
+    try:
+        topic = inserter.settings.topic_hourly_stats
+        mark = b'{"schema":"stats-progress.v1","hour":"2013-01-01T06:00:00Z","partition":0}'
+        docs = inserter._documents(
+            [_Message(topic, STATS_PROGRESS_KEY.encode(), mark), _Message(topic, b"k|h", STATS)]
+        )
+    finally:
+        inserter.consumer.close()
+        inserter.mongo.close()
+    assert list(docs["hourly_stats"]) == ["k|h"]
+    assert "skipping" not in caplog.text

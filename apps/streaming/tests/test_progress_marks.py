@@ -14,6 +14,7 @@ import pytest
 from moaa.common.errors import MoaaError
 from moaa.common.kafka import publish_progress
 from moaa.common.records import STATS_PROGRESS_KEY, StatsProgress
+from moaa.streaming.forecast import parse_input, progress_marks
 from moaa.streaming.forecast_store import EngineState
 
 
@@ -92,3 +93,33 @@ def test_an_undelivered_mark_is_an_error() -> None:
         publish_progress(RecordingProducer(2, fail=True), "t", hour, 1)
     with pytest.raises(MoaaError, match="no partitions"):
         publish_progress(RecordingProducer(0), "t", hour, 1)
+
+
+def _kafka_rows(spark: Any, messages: list[tuple[bytes | None, bytes, int]]) -> Any:
+    rows = [
+        (key, value, partition, offset) for offset, (key, value, partition) in enumerate(messages)
+    ]
+    return spark.createDataFrame(rows, "key binary, value binary, partition int, offset long")
+
+
+def test_the_job_tells_marks_from_means_and_counts_bad_ones(spark: Any) -> None:
+    key = STATS_PROGRESS_KEY.encode()
+    mean = b'{"station_id":"S1","hour":"2013-01-01T06:00:00Z","mean_c":1.5}'
+    batch = _kafka_rows(
+        spark,
+        [
+            (b"S1|2013-01-01T06:00:00Z", mean, 0),
+            (key, b'{"hour":"2013-01-01T06:00:00Z","partition":0,"partitions":3,"batch":4}', 0),
+            (key, b'{"hour":"2013-01-01T05:00:00Z","partition":1,"partitions":3,"batch":3}', 1),
+            (key, b'{"hour":"soon","partitions":3}', 1),  # a mark, but unreadable
+            (None, b"not json", 2),  # read from partition 2: it needs a mark too
+        ],
+    )
+    rows = parse_input(batch, 7)
+    got = {r["offset"]: r for r in rows.collect()}
+    assert got[0]["_readable"] and got[0]["hour"] == 376_950  # 2013-01-01T06 in epoch hours
+    assert [got[i]["_valid_mark"] for i in range(5)] == [False, True, True, False, False]
+    assert not any(got[i]["_readable"] for i in range(1, 5))
+    marks = progress_marks(rows)
+    assert marks == ({0: 376_950, 1: 376_949}, 3)
+    assert progress_marks(rows.where("NOT _mark")) is None

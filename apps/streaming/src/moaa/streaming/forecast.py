@@ -267,6 +267,71 @@ def _on_train(stored: StoredModel, seconds: float) -> None:
     )
 
 
+def parse_input(batch: DataFrame, batch_id: int) -> DataFrame:
+    """The forecast job's micro-batch of ``weather.hourly-stats`` (Kafka's ``key``, ``value``,
+    ``partition``, ``offset``), parsed: the hourly means' columns of the incoming table, and
+    ``_mark`` / ``_valid_mark`` / ``_mark_hour`` / ``_mark_partitions`` of the stats job's
+    progress marks, and ``_readable`` (an hourly mean the job uses)."""
+    key = F.col("key").cast("string")
+    value = F.col("value").cast("string")
+    mark = F.coalesce(key == F.lit(STATS_PROGRESS_KEY), F.lit(False))
+    return (
+        batch.select(
+            "partition",
+            "offset",
+            mark.alias("_mark"),
+            F.when(~mark, F.from_json(value, STATS_SCHEMA)).alias("s"),
+            F.when(mark, F.from_json(value, PROGRESS_SCHEMA)).alias("m"),
+        )
+        .select(
+            "s.station_id",
+            "s.name",
+            F.col("s.mean_c").alias("x"),
+            *(F.col(f"s.{c}").alias(r) for c, r in zip(COVARIATES, RAW_FIELDS[1:], strict=True)),
+            F.lit(batch_id).cast("long").alias("batch_id"),
+            "partition",
+            "offset",
+            F.floor(F.unix_timestamp("s.hour") / 3600).cast("long").alias("hour"),
+            "_mark",
+            F.floor(F.unix_timestamp("m.hour") / 3600).cast("long").alias("_mark_hour"),
+            F.col("m.partitions").alias("_mark_partitions"),
+        )
+        .withColumn(
+            "_valid_mark",
+            F.col("_mark")
+            & F.col("_mark_hour").isNotNull()
+            & F.coalesce(F.col("_mark_partitions") >= 1, F.lit(False)),
+        )
+        .withColumn(
+            "_readable",
+            ~F.col("_mark")
+            & F.col("station_id").isNotNull()
+            & F.col("x").isNotNull()
+            & F.col("hour").isNotNull(),
+        )
+    )
+
+
+def progress_marks(rows: DataFrame) -> tuple[dict[int, int], int] | None:
+    """The stats job's progress marks of the batch: the newest marked hour per partition,
+    and the partition count (what the marks say, or more if the batch read a partition
+    beyond it: that partition then needs a mark too). None: the batch has no mark."""
+    valid = F.col("_valid_mark")
+    found = (
+        rows.groupBy("partition")
+        .agg(
+            F.max(F.when(valid, F.col("_mark_hour"))).alias("hour"),
+            F.max(F.when(valid, F.col("_mark_partitions"))).alias("n"),
+        )
+        .collect()
+    )
+    marks = {int(r["partition"]): int(r["hour"]) for r in found if r["hour"] is not None}
+    if not marks:
+        return None
+    seen = max(int(r["partition"]) for r in found) + 1
+    return marks, max(seen, *(int(r["n"]) for r in found if r["n"] is not None))
+
+
 class KafkaSink:
     """The engine's documents to Kafka, written by Spark's Kafka sink (acks=all)."""
 
@@ -297,6 +362,7 @@ class ForecastJob:
         self.spark: SparkSession | None = None
         self.engine: ForecastEngine | None = None
         self.unreadable_total = 0  # messages of the input topic that were not hourly means
+        self._unmarked = 0  # micro-batches in a row with means but the input not yet complete
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -403,47 +469,16 @@ class ForecastJob:
     def _batch_locked(self, batch: DataFrame, batch_id: int) -> None:
         engine = self._engine()
         started = time.perf_counter()
-        key = F.col("key").cast("string")
-        value = F.col("value").cast("string")
-        mark = F.coalesce(key == F.lit(STATS_PROGRESS_KEY), F.lit(False))
         rows = (
-            batch.select(
-                "partition",
-                "offset",
-                mark.alias("_mark"),
-                F.when(~mark, F.from_json(value, STATS_SCHEMA)).alias("s"),
-                F.when(mark, F.from_json(value, PROGRESS_SCHEMA)).alias("m"),
-            )
-            .select(
-                "s.station_id",
-                "s.name",
-                F.col("s.mean_c").alias("x"),
-                *(
-                    F.col(f"s.{c}").alias(r)
-                    for c, r in zip(COVARIATES, RAW_FIELDS[1:], strict=True)
-                ),
-                F.lit(batch_id).cast("long").alias("batch_id"),
-                "partition",
-                "offset",
-                F.floor(F.unix_timestamp("s.hour") / 3600).cast("long").alias("hour"),
-                "_mark",
-                F.floor(F.unix_timestamp("m.hour") / 3600).cast("long").alias("_mark_hour"),
-                F.col("m.partitions").alias("_mark_partitions"),
-            )
-            .withColumn(
-                "_readable",
-                ~F.col("_mark")
-                & F.col("station_id").isNotNull()
-                & F.col("x").isNotNull()
-                & F.col("hour").isNotNull(),
-            )
-            .persist()  # Kafka is read once: the messages are counted, then the means written
+            parse_input(batch, batch_id).persist()  # Kafka is read once: counted, then written
         )
         try:
             self._count_unreadable(rows, batch_id)
-            marks = self._marks(rows)
+            marks = progress_marks(rows)
             info = engine.ingest(
-                rows.where("_readable").drop("_readable", "_mark", "_mark_hour", "_mark_partitions")
+                rows.where("_readable").drop(
+                    "_readable", "_mark", "_valid_mark", "_mark_hour", "_mark_partitions"
+                )
             )
         finally:
             rows.unpersist()
@@ -456,8 +491,20 @@ class ForecastJob:
             engine.note_marks(*marks)
         complete = engine.complete_through
         if complete is not None:
+            self._unmarked = 0
             for step in engine.advance(complete - self.settings.forecast_final_lag_hours):
                 self._observe(step)
+        elif info.rows:
+            self._unmarked += 1
+            if self._unmarked % 50 == 3:  # not at once: the first marks follow the first means
+                log.warning(
+                    "%d micro-batches of hourly means, but not every partition of %s has a "
+                    "progress mark of the stats job yet: no hour is final until each has one "
+                    "(a stats job of an older version, or another writer, writes none)",
+                    self._unmarked,
+                    self.settings.topic_hourly_stats,
+                    extra={"reason": "no_progress_marks", "marks": engine.state.marks},
+                )
         self._set_lag()
         log.info(
             "batch %d: %d means, newest hour %s, complete through %s, last final %s",
@@ -472,27 +519,14 @@ class ForecastJob:
             },
         )
 
-    @staticmethod
-    def _marks(rows: DataFrame) -> tuple[dict[int, int], int] | None:
-        """The stats job's progress marks of the batch: the newest marked hour per partition
-        and the partition count they give (None: the batch has no mark)."""
-        found = (
-            rows.where("_mark AND _mark_hour IS NOT NULL AND _mark_partitions >= 1")
-            .groupBy("partition")
-            .agg(F.max("_mark_hour").alias("hour"), F.max("_mark_partitions").alias("n"))
-            .collect()
-        )
-        if not found:
-            return None
-        return {int(r["partition"]): int(r["hour"]) for r in found}, max(int(r["n"]) for r in found)
-
     def _count_unreadable(self, rows: DataFrame, batch_id: int) -> None:
         """Count, and log with the reason, the messages that are not hourly means (not JSON, or
-        without a station, a mean or a readable hour): they are skipped, never a crash."""
+        without a station, a mean or a readable hour) nor readable progress marks: they are
+        skipped, never a crash."""
         counts = rows.agg(
             F.count(F.lit(1)).alias("messages"),
             F.coalesce(
-                F.sum(F.when(F.col("_readable") | F.col("_mark"), 0).otherwise(1)), F.lit(0)
+                F.sum(F.when(F.col("_readable") | F.col("_valid_mark"), 0).otherwise(1)), F.lit(0)
             ).alias("bad"),
         ).first()
         if counts is None or not counts["bad"]:  # an aggregate has one row: never None
@@ -502,7 +536,7 @@ class ForecastJob:
         self.unreadable_total += skipped
         log.warning(
             "batch %d: skipped %d of %d messages of %s that are not hourly means (not JSON, "
-            "or no station_id, mean_c or hour)",
+            "or no station_id, mean_c or hour) nor readable progress marks",
             batch_id,
             skipped,
             int(counts["messages"]),

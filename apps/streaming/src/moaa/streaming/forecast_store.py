@@ -239,7 +239,7 @@ class EngineState:
     """What survives a restart besides the tables (``state.json``): a few numbers."""
 
     last_final: int | None = None  # last final hour processed
-    clock: int | None = None  # newest hour seen
+    clock: int | None = None  # newest hour seen (for the lag; finality follows the marks)
     first_hour: int | None = None  # oldest hour seen
     skill_version: int | None = None  # skill/v<h>
     skill_all: dict[str, list] | None = None  # Σ|error| and n of ALL (4 × 24, 24)
@@ -268,7 +268,8 @@ class EngineState:
         if not self.partitions or not self.marks:
             return None
         hours = [self.marks.get(str(p)) for p in range(self.partitions)]
-        return None if any(h is None for h in hours) else min(h for h in hours if h is not None)
+        known = [h for h in hours if h is not None]
+        return min(known) if len(known) == len(hours) else None
 
     @classmethod
     def load(cls, path: Path) -> EngineState:

@@ -269,9 +269,10 @@ class MarkedKafkaWriter:
                 .option("topic", self.topic)
                 .save()
             )
-            hour = batch.agg(F.max("hour").alias("hour")).first()["hour"]  # type: ignore[index]
+            newest = batch.agg(F.max("hour").alias("hour")).first()
         finally:
             batch.unpersist()
+        hour = newest["hour"] if newest is not None else None
         if hour is None:  # no records in this batch (a batch that only moved the watermark)
             return
         partitions = publish_progress(self.producer(), self.topic, parse_hour(hour), batch_id)
