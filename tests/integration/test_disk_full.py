@@ -75,6 +75,19 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+def _ends_on_a_full_disk(
+    pipeline: Pipeline, job: str, proc: subprocess.Popen[bytes], timeout_s: float
+) -> None:
+    """``job`` exits non-zero within ``timeout_s``, saying why: it never hangs."""
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {job} job did not end on a full disk:\n{pipeline.log(job)[-3000:]}")
+    log = pipeline.log(job)
+    assert code != 0
+    assert f"{job} job failed" in log and "No space left on device" in log, log[-3000:]
+
+
 def test_a_full_checkpoint_disk_ends_the_job_and_a_restart_loses_nothing(
     pipeline: Pipeline, sample_dir: Path, small_disk: Path
 ) -> None:
@@ -88,13 +101,7 @@ def test_a_full_checkpoint_disk_ends_the_job_and_a_restart_loses_nothing(
 
     filler = _fill(small_disk)
     feeder = pipeline.start_feeder("--tick", "0.2", "--hours", str(FIRST + MORE))
-    try:
-        code = stats.wait(240)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the stats job did not end on a full disk:\n{pipeline.log('stats')[-3000:]}")
-    log = pipeline.log("stats")
-    assert code != 0
-    assert "stats job failed" in log and "No space left on device" in log, log[-3000:]
+    _ends_on_a_full_disk(pipeline, "stats", stats, timeout_s=240)
     assert feeder.wait(240) == 0, pipeline.log("feeder")
 
     filler.unlink()
@@ -135,13 +142,7 @@ def test_a_full_disk_under_the_forecast_state_ends_the_job_and_a_restart_resumes
 
     filler = _fill(small_disk)
     feeder = pipeline.start_feeder("--tick", "0", "--hours", str(4 * DAY + 5))
-    try:
-        code = forecast.wait(300)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the forecast job did not end on a full disk:\n{pipeline.log('forecast')}")
-    log = pipeline.log("forecast")
-    assert code != 0
-    assert "forecast job failed" in log and "No space left on device" in log, log[-3000:]
+    _ends_on_a_full_disk(pipeline, "forecast", forecast, timeout_s=300)
     assert feeder.wait(240) == 0, pipeline.log("feeder")
 
     filler.unlink()
