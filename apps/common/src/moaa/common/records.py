@@ -123,13 +123,15 @@ class StatsProgress(msgspec.Struct, frozen=True, kw_only=True):
     """The stats job's mark on one partition of ``weather.hourly-stats`` (key
     :data:`STATS_PROGRESS_KEY`), written to every partition once a micro-batch's hourly stats
     are all in Kafka: on ``partition``, every hourly stats record of micro-batches up to
-    ``batch`` comes before it. ``hour`` is the newest hour of that micro-batch.
+    ``batch`` comes before it.
 
-    A micro-batch's records are written by several tasks at once, so the newest hour *seen*
-    says nothing about the hours still being written. A reader that has read a mark of hour
-    ``H`` or later on each of the ``partitions`` partitions has every record of the batches
-    it marks; with the stats watermark ``W``, no later micro-batch updates an hour before
-    ``H − W``, so the hours up to ``H − W − 1 h`` are complete (the forecast job's clock)."""
+    ``hour`` is the newest observation hour the batch's watermark counts from (the stats
+    watermark ``W`` in effect is ``hour`` + its minutes − ``W``). Spark drops an observation
+    older than the watermark in every later batch, and a micro-batch's records reach the
+    partitions from several tasks at once, so the newest hour *read* says nothing about the
+    hours still being written. A reader that has read a mark of hour ``H`` or later on each
+    of the ``partitions`` partitions has every record the stats job will ever emit for the
+    hours up to ``H − W − 1 h`` (the forecast job's clock)."""
 
     schema: str = STATS_PROGRESS_SCHEMA
     hour: UtcDatetime

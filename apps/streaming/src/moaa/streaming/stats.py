@@ -24,9 +24,11 @@ one directory per query and state layout (:data:`STATE_VERSIONS`).
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +37,8 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from moaa.common.hours import SPARK_HOUR_FORMAT, parse_hour
+from moaa.common.errors import MoaaError
+from moaa.common.hours import SPARK_HOUR_FORMAT
 from moaa.common.kafka import (
     TOPIC_HOURLY_STATS,
     TOPIC_HOURLY_SUMMARY,
@@ -233,19 +236,26 @@ def superseded_checkpoints(checkpoint_dir: Path, query: str) -> list[Path]:
 class MarkedKafkaWriter:
     """``foreachBatch`` of the ``hourly_stats`` query: the micro-batch's records to ``topic``
     (Spark's Kafka writer: every task's records are delivered when it returns), then a
-    :class:`~moaa.common.records.StatsProgress` mark with the batch's newest hour on every
-    partition of the topic, written from the driver.
+    :class:`~moaa.common.records.StatsProgress` mark on every partition of the topic, written
+    from the driver.
 
-    The marks are how the forecast job knows which hours are complete: the records of one
+    The marks are how the forecast job knows which hours are complete. The records of one
     micro-batch reach the partitions from several tasks at once, so a reader can see the
-    newest hour of a batch before its older hours. A crash between the records and the
-    marks fails the batch; Spark runs it again after the restart (same records, keyed, and
-    the marks then). A batch without records writes no mark.
+    newest hour of a batch before its older hours; and Spark drops late observations by the
+    watermark of the batch *before*, so a batch can still update hours older than its own
+    newest one minus the watermark. A mark's hour is therefore the newest observation hour
+    that this batch's watermark counts from (Spark's ``batchWatermarkMs`` of the batch, from
+    the query's offset log, plus ``MOAA_STATS_WATERMARK``): no later batch changes an hour
+    that ends at or before the watermark. Every batch writes one, a batch without records
+    too (the one that only moves the watermark completes the last hours of a replay). A
+    crash between the records and the marks fails the batch; Spark runs it again after the
+    restart (same records, keyed, and the marks then).
     """
 
-    def __init__(self, settings: StatsSettings, topic: str) -> None:
-        self.settings, self.topic = settings, topic
+    def __init__(self, settings: StatsSettings, topic: str, location: Path) -> None:
+        self.settings, self.topic, self.location = settings, topic, location
         self._producer: Any = None
+        self._delay_s: int | None = None
 
     def producer(self) -> Any:
         if self._producer is None:
@@ -257,26 +267,38 @@ class MarkedKafkaWriter:
             )
         return self._producer
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        # cached: the records are written, then their newest hour read, from one computation
-        # of the micro-batch (Spark's guide for a foreachBatch that writes twice)
-        batch.persist()
+    def watermark_ms(self, batch_id: int) -> int:
+        """Spark's watermark of ``batch_id`` (ms; 0 before the first), from its offset log."""
+        path = self.location / "offsets" / str(batch_id)
         try:
-            (
-                _to_kafka(batch)
-                .write.format("kafka")
-                .options(**kafka_options(self.settings))
-                .option("topic", self.topic)
-                .save()
-            )
-            newest = batch.agg(F.max("hour").alias("hour")).first()
-        finally:
-            batch.unpersist()
-        hour = newest["hour"] if newest is not None else None
-        if hour is None:  # no records in this batch (a batch that only moved the watermark)
+            meta = json.loads(path.read_text().splitlines()[1])
+            return int(meta.get("batchWatermarkMs", 0))
+        except (OSError, IndexError, ValueError) as exc:
+            raise MoaaError(
+                f"cannot read the watermark of batch {batch_id} from {path}: {exc}"
+            ) from exc
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        if self._delay_s is None:  # MOAA_STATS_WATERMARK in seconds, as Spark reads it
+            row = batch.sparkSession.sql(
+                "SELECT unix_timestamp(TIMESTAMP'1970-01-01 00:00:00Z' + "
+                f"INTERVAL {self.settings.stats_watermark}) AS s"
+            ).first()
+            self._delay_s = int(row["s"]) if row is not None else 0
+        (
+            _to_kafka(batch)
+            .write.format("kafka")
+            .options(**kafka_options(self.settings))
+            .option("topic", self.topic)
+            .save()
+        )
+        watermark_ms = self.watermark_ms(batch_id)
+        if watermark_ms <= 0:  # no watermark yet: nothing can be complete
             return
-        partitions = publish_progress(self.producer(), self.topic, parse_hour(hour), batch_id)
-        log.debug("batch %d: progress %s marked on %d partitions", batch_id, hour, partitions)
+        hour = (watermark_ms // 1000 + self._delay_s) // 3600 * 3600
+        mark = datetime.fromtimestamp(hour, UTC)
+        partitions = publish_progress(self.producer(), self.topic, mark, batch_id)
+        log.debug("batch %d: progress %s marked on %d partitions", batch_id, mark, partitions)
 
 
 def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
@@ -311,7 +333,7 @@ def start_queries(spark: SparkSession, settings: StatsSettings) -> list:
     ):
         location = checkpoint_location(settings.checkpoint_dir, name)
         if name == "hourly_stats":  # the records, then the progress marks the forecast reads
-            writer = frame.writeStream.foreachBatch(MarkedKafkaWriter(settings, topic))
+            writer = frame.writeStream.foreachBatch(MarkedKafkaWriter(settings, topic, location))
         else:
             writer = (
                 _to_kafka(frame)
