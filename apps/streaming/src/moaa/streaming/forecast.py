@@ -267,6 +267,10 @@ def _on_train(stored: StoredModel, seconds: float) -> None:
     )
 
 
+#: The columns of :func:`parse_input` that are not columns of the incoming table.
+_PARSE_ONLY = ("_readable", "_mark", "_valid_mark", "_mark_hour", "_mark_partitions")
+
+
 def parse_input(batch: DataFrame, batch_id: int) -> DataFrame:
     """The forecast job's micro-batch of ``weather.hourly-stats`` (Kafka's ``key``, ``value``,
     ``partition``, ``offset``), parsed: the hourly means' columns of the incoming table, and
@@ -475,11 +479,7 @@ class ForecastJob:
         try:
             self._count_unreadable(rows, batch_id)
             marks = progress_marks(rows)
-            info = engine.ingest(
-                rows.where("_readable").drop(
-                    "_readable", "_mark", "_valid_mark", "_mark_hour", "_mark_partitions"
-                )
-            )
+            info = engine.ingest(rows.where("_readable").drop(*_PARSE_ONLY))
         finally:
             rows.unpersist()
         if info.late:
