@@ -353,6 +353,22 @@ def test_a_micro_batch_of_means_is_one_directory_a_replay_replaces(
     assert [p.name for p in store.incoming_dir.iterdir()] == ["b4_h12_13"]
 
 
+def test_a_restart_before_the_first_final_hour_keeps_the_first_hour(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The means of a committed micro-batch are not read again after a restart: the first
+    hour and the clock they set survive it, so the walk and the first model's schedule start
+    where they would have without the restart."""
+    data = {"A": _series(1, 8)}
+    engine, _ = _engine(spark, tmp_path / "f")
+    _ingest(engine, data, range(START, START + 24), batch=0)  # no hour final yet
+    again, _ = _engine(spark, tmp_path / "f")
+    assert (again.state.first_hour, again.state.clock) == (START, START + 23)
+    _ingest(again, data, range(START + 24, START + 48), batch=1)
+    steps = list(again.advance(START + 40))
+    assert steps[0].first == START and again.state.last_final == START + 40
+
+
 def test_late_means_for_final_hours_are_ignored(spark: SparkSession, tmp_path: Path) -> None:
     engine, _ = _engine(spark, tmp_path / "f")
     data = {"A": _series(1, 8)}

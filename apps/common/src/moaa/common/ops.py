@@ -20,9 +20,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from moaa.common.errors import MoaaError
 
-__all__ = ["OpsServer", "ReadyCheck", "exit_now", "exit_on_thread_crash", "run_component"]
+__all__ = [
+    "STOP_REQUESTED",
+    "OpsServer",
+    "ReadyCheck",
+    "exit_now",
+    "exit_on_thread_crash",
+    "run_component",
+]
 
 log = logging.getLogger(__name__)
+
+#: Set once SIGTERM or SIGINT asked the component to stop (:func:`run_component`): an error
+#: after it is the shutdown's (a Spark JVM in the same process group ends with the signal).
+STOP_REQUESTED = threading.Event()
 ReadyCheck = Callable[[], tuple[bool, str]]
 
 
@@ -143,6 +154,7 @@ def run_component(
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping %s", signum, component)
+        STOP_REQUESTED.set()
         stop()
 
     signal.signal(signal.SIGTERM, _on_signal)

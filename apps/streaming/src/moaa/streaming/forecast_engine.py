@@ -271,11 +271,17 @@ class ForecastEngine:
         epoch). A mean for an hour already final is ignored (and counted in ``late``)."""
         info = self.store.append_incoming(rows, self.state.last_final)
         s = self.state
+        before = (s.clock, s.first_hour)
         if info.newest is not None and info.rows > info.late:
             s.clock = info.newest if s.clock is None else max(s.clock, info.newest)
             if s.last_final is None:
                 oldest = info.oldest
                 s.first_hour = oldest if s.first_hour is None else min(s.first_hour, oldest)
+        if (s.clock, s.first_hour) != before:
+            # kept before Spark commits the batch: its means are not read again after a
+            # restart, and the first hour (where the walk and the first model's schedule
+            # start) must not move to a later batch's oldest hour
+            s.save(self.store.state_path)
         return info
 
     def note_marks(self, marks: dict[int, int], partitions: int) -> None:

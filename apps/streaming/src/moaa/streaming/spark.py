@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from moaa.common.kafka import KafkaSettings
-from moaa.common.ops import exit_now, exit_on_thread_crash
+from moaa.common.ops import STOP_REQUESTED, exit_now, exit_on_thread_crash
 from moaa.common.settings import MoaaSettings
 
 __all__ = [
@@ -220,6 +220,15 @@ def run_spark_job(component: str, main: Callable[[], object]) -> None:
         log.critical("%s job failed: %s", component, code)
         exit_now(1)
     except BaseException as exc:
+        if STOP_REQUESTED.is_set():
+            # `moaa local down` signals the whole process group: the JVM ends with the
+            # signal while the query stops, and py4j then fails; the stop was asked for
+            log.info(
+                "%s job stopped (the Spark JVM ended with the stop signal: %s)",
+                component,
+                type(exc).__name__,
+            )
+            exit_now(0)
         log.critical(
             "%s job failed: %s: %s (if the Spark driver ran out of memory, its log above says "
             "java.lang.OutOfMemoryError: raise its memory, MOAA_SPARK_DRIVER_MEMORY locally)",
