@@ -14,8 +14,8 @@ import pytest
 from moaa.common.errors import MoaaError
 from moaa.common.kafka import publish_progress
 from moaa.common.records import STATS_PROGRESS_KEY, StatsProgress
-from moaa.streaming.forecast import parse_input, progress_marks
-from moaa.streaming.forecast_store import EngineState
+from moaa.streaming.forecast import BatchFigures, batch_figures, parse_input
+from moaa.streaming.forecast_store import EngineState, IncomingBatch
 
 
 def test_the_clock_waits_for_a_mark_on_every_partition() -> None:
@@ -120,6 +120,14 @@ def test_the_job_tells_marks_from_means_and_counts_bad_ones(spark: Any) -> None:
     assert got[0]["_readable"] and got[0]["hour"] == 376_950  # 2013-01-01T06 in epoch hours
     assert [got[i]["_valid_mark"] for i in range(5)] == [False, True, True, False, False]
     assert not any(got[i]["_readable"] for i in range(1, 5))
-    marks = progress_marks(rows)
-    assert marks == ({0: 376_950, 1: 376_949}, 3)
-    assert progress_marks(rows.where("NOT _mark")) is None
+    figures = batch_figures(rows, None)  # one Spark job counts all of it
+    assert figures.marks == ({0: 376_950, 1: 376_949}, 3)
+    assert (figures.messages, figures.unreadable) == (5, 2)  # the unreadable mark, "not json"
+    assert figures.incoming == IncomingBatch(
+        rows=1, late=0, newest=376_950, oldest=376_950, batch=7
+    )
+    assert batch_figures(rows, last_final=376_950).incoming.late == 1
+    assert batch_figures(rows.where("NOT _mark"), None).marks is None
+    assert batch_figures(rows.where("false"), None) == BatchFigures(
+        0, 0, None, IncomingBatch(0, 0, None, None)
+    )

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,7 +65,7 @@ from moaa.streaming.forecast_features import (
     SKILL_DEFINITION,
 )
 from moaa.streaming.forecast_model import StoredModel
-from moaa.streaming.forecast_store import LAYOUT, OLD_LAYOUTS
+from moaa.streaming.forecast_store import LAYOUT, OLD_LAYOUTS, IncomingBatch
 from moaa.streaming.spark import (
     SparkSettings,
     build_session,
@@ -316,24 +317,49 @@ def parse_input(batch: DataFrame, batch_id: int) -> DataFrame:
     )
 
 
-def progress_marks(rows: DataFrame) -> tuple[dict[int, int], int] | None:
-    """The stats job's progress marks of the batch: the newest marked hour per partition,
-    and the partition count (what the marks say, or more if the batch read a partition
-    beyond it: that partition then needs a mark too). None: the batch has no mark."""
-    valid = F.col("_valid_mark")
-    found = (
-        rows.groupBy("partition")
-        .agg(
-            F.max(F.when(valid, F.col("_mark_hour"))).alias("hour"),
-            F.max(F.when(valid, F.col("_mark_partitions"))).alias("n"),
-        )
-        .collect()
+@dataclass(frozen=True)
+class BatchFigures:
+    """What one Spark job counts of a parsed micro-batch (see :func:`batch_figures`)."""
+
+    messages: int
+    #: messages that are neither hourly means nor readable progress marks (skipped)
+    unreadable: int
+    #: the stats job's progress marks: the newest marked hour per partition, and the
+    #: partition count (what the marks say, or more if the batch read a partition beyond it:
+    #: that partition then needs a mark too); None: the batch has no mark
+    marks: tuple[dict[int, int], int] | None
+    #: the figures of its hourly means (written to the engine's incoming table)
+    incoming: IncomingBatch
+
+
+def batch_figures(rows: DataFrame, last_final: int | None) -> BatchFigures:
+    """Count a micro-batch parsed by :func:`parse_input` in one Spark job (a grouping set per
+    partition for the marks, and one over the batch for the rest): a micro-batch's fixed
+    cost is its Spark jobs, and the job is behind the stats by as many of them."""
+    found = rows.sparkSession.sql(
+        f"""SELECT `partition`, grouping(`partition`) = 1 AS whole,
+                   count(1) AS messages,
+                   count(CASE WHEN NOT (_readable OR _valid_mark) THEN 1 END) AS unreadable,
+                   max(CASE WHEN _valid_mark THEN _mark_hour END) AS mark_hour,
+                   max(CASE WHEN _valid_mark THEN _mark_partitions END) AS mark_partitions,
+                   {IncomingBatch.aggregates(last_final, "_readable")}
+            FROM {{rows}} GROUP BY GROUPING SETS ((`partition`), ())""",
+        rows=rows,
+    ).collect()
+    whole = next((r for r in found if r["whole"]), None)  # none for an empty batch
+    parts = [r for r in found if not r["whole"]]
+    marks = {int(r["partition"]): int(r["mark_hour"]) for r in parts if r["mark_hour"] is not None}
+    counted = None
+    if marks:
+        seen = max(int(r["partition"]) for r in parts) + 1
+        said = [int(r["mark_partitions"]) for r in parts if r["mark_partitions"] is not None]
+        counted = (marks, max(seen, *said))
+    return BatchFigures(
+        messages=int(whole["messages"]) if whole else 0,
+        unreadable=int(whole["unreadable"]) if whole else 0,
+        marks=counted,
+        incoming=IncomingBatch.of(whole),
     )
-    marks = {int(r["partition"]): int(r["hour"]) for r in found if r["hour"] is not None}
-    if not marks:
-        return None
-    seen = max(int(r["partition"]) for r in found) + 1
-    return marks, max(seen, *(int(r["n"]) for r in found if r["n"] is not None))
 
 
 class KafkaSink:
@@ -477,11 +503,12 @@ class ForecastJob:
             parse_input(batch, batch_id).persist()  # Kafka is read once: counted, then written
         )
         try:
-            self._count_unreadable(rows, batch_id)
-            marks = progress_marks(rows)
-            info = engine.ingest(rows.where("_readable").drop(*_PARSE_ONLY))
+            figures = batch_figures(rows, engine.state.last_final)
+            self._log_unreadable(figures, batch_id)
+            info = engine.ingest(rows.where("_readable").drop(*_PARSE_ONLY), figures.incoming)
         finally:
             rows.unpersist()
+        marks = figures.marks
         if info.late:
             LATE.inc(info.late)
             log.warning(
@@ -519,19 +546,13 @@ class ForecastJob:
             },
         )
 
-    def _count_unreadable(self, rows: DataFrame, batch_id: int) -> None:
+    def _log_unreadable(self, figures: BatchFigures, batch_id: int) -> None:
         """Count, and log with the reason, the messages that are not hourly means (not JSON, or
         without a station, a mean or a readable hour) nor readable progress marks: they are
         skipped, never a crash."""
-        counts = rows.agg(
-            F.count(F.lit(1)).alias("messages"),
-            F.coalesce(
-                F.sum(F.when(F.col("_readable") | F.col("_valid_mark"), 0).otherwise(1)), F.lit(0)
-            ).alias("bad"),
-        ).first()
-        if counts is None or not counts["bad"]:  # an aggregate has one row: never None
+        if not figures.unreadable:
             return
-        skipped = int(counts["bad"])
+        skipped = figures.unreadable
         UNREADABLE.inc(skipped)
         self.unreadable_total += skipped
         log.warning(
@@ -539,7 +560,7 @@ class ForecastJob:
             "or no station_id, mean_c or hour) nor readable progress marks",
             batch_id,
             skipped,
-            int(counts["messages"]),
+            figures.messages,
             self.settings.topic_hourly_stats,
             extra={
                 "reason": "not_hourly_means",

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +52,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -104,21 +103,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _D, _L, _S = DoubleType(), LongType(), StringType()
+
+
+def _columns(names: Iterable[str]) -> str:
+    """SQL select items: the columns ``names``, quoted."""
+    return ", ".join(f"`{name}`" for name in names)
+
+
 _P = [f"v_{p}" for p in PREDICTORS]  # baselines (deferred issues) or Σ|error| (totals)
 _ARRAY = ArrayType(_D)
-#: The second input of a step's pass: the issues verified in the step (``kind`` 0: ``hour``
-#: is the issue hour, ``values`` its 4 × 24 forecasts, as in
-#: :data:`~moaa.streaming.forecast_store.PENDING_SCHEMA`) and the error sums (``kind`` 1:
-#: ``values`` = ``n`` then ``sums`` of
-#: :data:`~moaa.streaming.forecast_store.SKILL_TABLE_SCHEMA`), one row per station each.
-_VERIFY_SCHEMA = StructType(
-    [
-        StructField("station_id", _S),
-        StructField("kind", IntegerType()),
-        StructField("hour", _L),
-        StructField("values", _ARRAY),
-    ]
-)
 #: Everything a step's pass writes, one ``kind`` per output.
 _OUT_SCHEMA = StructType(
     [
@@ -134,12 +127,22 @@ _OUT_SCHEMA = StructType(
         *(StructField(f"f_{name}", _D) for name in FEATURES),
         StructField("key", _S),
         StructField("value", _S),
-        StructField("values", _ARRAY),  # pending issues and error sums, as in _VERIFY_SCHEMA
+        StructField("values", _ARRAY),  # pending issues and error sums, as the pass reads them
     ]
 )
 _TEXT = [f.name for f in _OUT_SCHEMA.fields if isinstance(f.dataType, StringType)]
 #: Where an incoming mean came from: of several for one station and hour, the last counts.
 _ARRIVAL = ("batch_id", "partition", "offset")
+#: The rows of a step's pass (SQL): the final-hours table's, then the incoming means'.
+_HOURS_COLUMNS = _columns(f.name for f in HOURS_SCHEMA.fields)
+_NEW_COLUMNS = ", ".join(
+    [
+        _columns(("station_id", "hour", "name", *RAW_FIELDS)),
+        *(f"CAST(NULL AS DOUBLE) AS `{c}`" for c in CUM_FIELDS),
+    ]
+)
+_ARRIVAL_COLUMNS = ", ".join(f"CAST(`{c}` AS BIGINT) AS `{c}`" for c in _ARRIVAL)
+_NO_ARRIVAL = ", ".join(f"CAST(NULL AS BIGINT) AS `{c}`" for c in _ARRIVAL)
 #: The Spark scheduler pool of background trainings (see ``EngineConfig.train_in_background``).
 TRAINING_POOL = "training"
 
@@ -205,17 +208,22 @@ class StepResult:
         return now
 
 
-def _bucket(buckets: int) -> Column:
-    return F.pmod(F.hash("station_id"), F.lit(buckets))
+def _bucket(buckets: int) -> str:
+    """SQL: a station's group of the step's pass."""
+    return f"pmod(hash(station_id), {int(buckets)})"
 
 
-def _issue_draw() -> Column:
-    """A deterministic number in [0, 1) per station and issue hour (a training subset)."""
-    return (F.abs(F.xxhash64("station_id", "issue_hour")) % 1_000_000) / 1_000_000
+def _sql(query: str, args: dict[str, Any] | None = None, **frames: DataFrame) -> DataFrame:
+    """A DataFrame from SQL text over ``frames`` (``{name}`` in ``query``) with named
+    parameters ``args`` (``:name``). A step builds its plans from SQL text: a ``select`` of
+    named columns through the DataFrame API costs the driver a few calls to the JVM per
+    column (a step's plans are hundreds of columns), a SQL string one call."""
+    session = next(iter(frames.values())).sparkSession
+    return session.sql(query, args, **frames)
 
 
-def _valid(name: str) -> Column:
-    return F.col(name).isNotNull() & ~F.isnan(name)
+#: SQL: a deterministic number in [0, 1) per station and issue hour (a training subset).
+_ISSUE_DRAW = "(abs(xxhash64(station_id, issue_hour)) % 1000000) / 1000000"
 
 
 @dataclass(frozen=True)
@@ -265,11 +273,13 @@ class ForecastEngine:
 
     # -- input ------------------------------------------------------------------------------
 
-    def ingest(self, rows: DataFrame) -> IncomingBatch:
+    def ingest(self, rows: DataFrame, figures: IncomingBatch | None = None) -> IncomingBatch:
         """Append hourly means (columns of
         :data:`~moaa.streaming.forecast_store.INCOMING_SCHEMA`, ``hour`` in hours since the
-        epoch). A mean for an hour already final is ignored (and counted in ``late``)."""
-        info = self.store.append_incoming(rows, self.state.last_final)
+        epoch; ``figures``: theirs, if the caller counted them with
+        :meth:`~moaa.streaming.forecast_store.IncomingBatch.aggregates`). A mean for an hour
+        already final is ignored (and counted in ``late``)."""
+        info = self.store.append_incoming(rows, self.state.last_final, figures)
         s = self.state
         before = (s.clock, s.first_hour)
         if info.newest is not None and info.rows > info.late:
@@ -430,12 +440,9 @@ class ForecastEngine:
             if "hours" in counts:
                 state.stations = int(counts["hours"]["n"]) // (b - a + 1)
                 result.stations = state.stations
-            pending = _kind(out, "pending", _VERIFY_SCHEMA)
+            pending = _kind(out, "pending", "station_id, hour AS issue_hour, `values`")
             docs = _forecast_docs(
-                _kind(out, "forecast", _OUT_SCHEMA).select(
-                    "station_id", F.col("hour").alias("issue_hour"), "name", "values"
-                ),
-                version,
+                _kind(out, "forecast", "station_id, hour AS issue_hour, name, `values`"), version
             )
             if "forecast" in counts:
                 result.forecasts = int(counts["forecast"]["n"])
@@ -480,16 +487,16 @@ class ForecastEngine:
         """Write the step's tables (the candidates unless written already) and publish its
         documents, side by side."""
         store, state = self.store, self.state
-        pending = pending.select("station_id", F.col("hour").alias("issue_hour"), "values")
         writes: list[Callable[[], None]] = [lambda: store.write_pending(pending, a)]
         if candidates is not None:
             new = candidates
             writes.append(lambda: store.candidates.write(new, a))
         if "skill" in counts:
-            skill = _kind(out, "skill", _VERIFY_SCHEMA).select(
-                "station_id",
-                F.slice("values", 1, LEADS).alias("n"),
-                F.slice("values", LEADS + 1, len(PREDICTORS) * LEADS).alias("sums"),
+            skill = _kind(
+                out,
+                "skill",
+                f"""station_id, slice(`values`, 1, {LEADS}) AS n,
+                    slice(`values`, {LEADS + 1}, {len(PREDICTORS) * LEADS}) AS sums""",
             )
             writes.append(lambda: store.write_version(store.skill_dir, b, skill))
             state.skill_version = b
@@ -509,29 +516,26 @@ class ForecastEngine:
     def _pass(self, a: int, b: int, defer_last: bool) -> DataFrame:
         cfg, store, state = self.config, self.store, self.state
         lookback = [h for h in needed_hours(a, b, cfg.clim_days, cfg.window_days) if h < a]
-        table = store.hours.read_hours(lookback).withColumn("kind", F.lit(0))
-        new = store.read_incoming(a, b).select(
-            "station_id",
-            "hour",
-            "name",
-            *RAW_FIELDS,
-            *(F.lit(None).cast("double").alias(c) for c in CUM_FIELDS),
-            F.lit(1).alias("kind"),
-            *_ARRIVAL,
+        rows = _sql(
+            f"""SELECT *, {_bucket(cfg.buckets)} AS bucket FROM (
+                SELECT {_HOURS_COLUMNS}, 0 AS kind, {_NO_ARRIVAL} FROM {{table}}
+                UNION ALL
+                SELECT {_NEW_COLUMNS}, 1 AS kind, {_ARRIVAL_COLUMNS} FROM {{new}})""",
+            table=store.hours.read_hours(lookback),
+            new=store.read_incoming(a, b),
         )
-        table = table.select("*", *(F.lit(None).cast("long").alias(c) for c in _ARRIVAL))
-        rows = table.unionByName(new).withColumn("bucket", _bucket(cfg.buckets))
-        pending = store.read_pending(a, b).select(
-            "station_id", F.lit(0).alias("kind"), F.col("issue_hour").alias("hour"), "values"
+        # the issues verified in the step (kind 0: `hour` is the issue hour, `values` its
+        # 4 × 24 forecasts as in PENDING_SCHEMA) and the error sums (kind 1: `values` = `n`
+        # then `sums` of SKILL_TABLE_SCHEMA), one row per station each
+        verify = _sql(
+            f"""SELECT *, {_bucket(cfg.buckets)} AS bucket FROM (
+                SELECT station_id, 0 AS kind, issue_hour AS hour, `values` FROM {{pending}}
+                UNION ALL
+                SELECT station_id, 1 AS kind, CAST(NULL AS BIGINT) AS hour,
+                       concat(n, sums) AS `values` FROM {{skill}})""",
+            pending=store.read_pending(a, b),
+            skill=store.read_version(store.skill_dir, state.skill_version, SKILL_TABLE_SCHEMA),
         )
-        skill = store.read_version(store.skill_dir, state.skill_version, SKILL_TABLE_SCHEMA)
-        skill = skill.select(
-            "station_id",
-            F.lit(1).alias("kind"),
-            F.lit(None).cast("long").alias("hour"),
-            F.concat("n", "sums").alias("values"),
-        )
-        verify = pending.unionByName(skill).withColumn("bucket", _bucket(cfg.buckets))
         window_rows = self._stations(a) * cfg.window_days * 24 * LEADS
         weights, intercept = None, 0.0
         if self.model is not None:
@@ -580,46 +584,44 @@ class ForecastEngine:
         result.skill_keys = 1 + station_docs
         if self.sink is None:
             return None
-        overall = self.spark.createDataFrame(
-            [("ALL", _json(result.skill_all))],
-            "key string, value string",
+        return _sql(
+            "SELECT key, value FROM {out} WHERE kind = 'skill_doc' UNION ALL SELECT 'ALL', :all",
+            {"all": _json(result.skill_all)},
+            out=out,
         )
-        return _kind(out, "skill_doc", _OUT_SCHEMA).select("key", "value").unionByName(overall)
 
     def _score_deferred(
         self, out: DataFrame, model: StoredModel
     ) -> tuple[DataFrame, DataFrame, int]:
         """The issues of a retrain hour, scored with the model just trained (one
         ``transform``): their pending rows, their documents and how many."""
-        rows = _kind(out, "deferred", _OUT_SCHEMA).select(
-            "station_id",
-            F.col("hour").alias("issue_hour"),
-            "name",
-            "lead",
-            "last_c",
-            *(f"f_{name}" for name in FEATURES),
-            *_P[1:],
+        rows = _kind(
+            out,
+            "deferred",
+            f"""station_id, hour AS issue_hour, name, lead, last_c, {_FEATURE_COLUMNS},
+                {_columns(_P[1:])}""",
         )
         scored = score(model.model, rows).persist()
-        n = scored.where(F.col("lead") == 1).count()
+        n = scored.where("lead = 1").count()
         # one row per issue: predictor-major values, as in PENDING_SCHEMA
-        predictions = [F.col("value"), *(F.col(f"v_{p}") for p in PREDICTORS[1:])]
-        issues = scored.groupBy("station_id", "issue_hour").agg(
-            F.first("name", ignorenulls=True).alias("name"),
-            F.array(
-                *(
-                    F.max(F.when(F.col("lead") == lead, value))
-                    for value in predictions
-                    for lead in range(1, LEADS + 1)
-                )
-            ).alias("values"),
+        predictions = ["value", *(f"v_{p}" for p in PREDICTORS[1:])]
+        values = ", ".join(
+            f"max(CASE WHEN lead = {lead} THEN `{value}` END)"
+            for value in predictions
+            for lead in range(1, LEADS + 1)
         )
-        pending = issues.select(
-            "station_id", F.lit(0).alias("kind"), F.col("issue_hour").alias("hour"), "values"
+        issues = _sql(
+            f"""SELECT station_id, issue_hour, first(name, true) AS name,
+                       array({values}) AS `values`
+                FROM {{scored}} GROUP BY station_id, issue_hour""",
+            scored=scored,
         )
+        pending = _sql("SELECT station_id, issue_hour, `values` FROM {issues}", issues=issues)
         docs = _forecast_docs(
-            issues.select(
-                "station_id", "issue_hour", "name", F.slice("values", 1, LEADS).alias("values")
+            _sql(
+                f"SELECT station_id, issue_hour, name, slice(`values`, 1, {LEADS}) AS `values` "
+                "FROM {issues}",
+                issues=issues,
             ),
             model.version,
         )
@@ -649,31 +651,21 @@ class ForecastEngine:
         if previous is not None and previous >= hour:  # never: versions follow event time
             previous = None
         since = previous if previous is not None else first_hour
-        rows = store.read_version(store.train_dir, previous, CANDIDATE_SCHEMA).unionByName(
-            store.candidates.read_hours(range(since, hour))
-        )
-        rows = rows.where(F.col("issue_hour") >= window_start)
-        actuals = (
-            store.hours.read_hours(range(since + 1, hour + 1))
-            .where(_valid("x"))
-            .select("station_id", F.col("hour").alias("_target"), F.col("x").alias("_x"))
-        )
-        target = F.col("issue_hour") + F.col("lead")
-        filled = (
-            rows.join(
-                actuals,
-                (rows["station_id"] == actuals["station_id"]) & (target == actuals["_target"]),
-                "left",
-            )
-            .select(
-                rows["*"],
-                F.when(rows["label"].isNotNull(), rows["label"])
-                .when(target <= hour, F.col("_x") - rows["last_c"])
-                .alias("_label"),
-            )
-            .drop("label")
-            .withColumnRenamed("_label", "label")
-            .select(*CANDIDATE_SCHEMA.fieldNames())
+        # the labels of the rows whose target hours became final since the last training
+        inputs = ", ".join(f"r.`{c}`" for c in CANDIDATE_SCHEMA.fieldNames() if c != "label")
+        filled = _sql(
+            f"""SELECT {inputs},
+                       CASE WHEN r.label IS NOT NULL THEN r.label
+                            WHEN r.issue_hour + r.lead <= {int(hour)} THEN a.x - r.last_c
+                       END AS label
+                FROM (SELECT * FROM {{previous}} UNION ALL SELECT * FROM {{candidates}}) r
+                LEFT JOIN (SELECT station_id, hour, x FROM {{actuals}}
+                           WHERE x IS NOT NULL AND NOT isnan(x)) a
+                  ON r.station_id = a.station_id AND r.issue_hour + r.lead = a.hour
+                WHERE r.issue_hour >= {int(window_start)}""",
+            previous=store.read_version(store.train_dir, previous, CANDIDATE_SCHEMA),
+            candidates=store.candidates.read_hours(range(since, hour)),
+            actuals=store.hours.read_hours(range(since + 1, hour + 1)),
         )
         # in as many files as tasks: Spark ML reads the set twice (statistics, normal
         # equations), so it is also kept in memory for the training's duration. Many small
@@ -681,11 +673,12 @@ class ForecastEngine:
         # one of the training's short tasks ends, not for a quarter of the training
         store.write_version(store.train_dir, hour, filled, files=max(cfg.buckets * 2, 1))
         training = store.read_version(store.train_dir, hour, CANDIDATE_SCHEMA)
-        labelled = training.where(F.col("label").isNotNull()).persist(StorageLevel.MEMORY_AND_DISK)
+        labelled = training.where("label IS NOT NULL").persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            stats = labelled.agg(
-                F.count(F.lit(1)).alias("rows"), F.countDistinct("station_id").alias("stations")
-            ).first()
+            stats = _sql(
+                "SELECT count(1) AS rows, count(DISTINCT station_id) AS stations FROM {labelled}",
+                labelled=labelled,
+            ).collect()[0]  # an aggregate without grouping: always one row
             if not stats["rows"]:
                 return None, time.perf_counter() - started
             fit_on = labelled
@@ -698,7 +691,11 @@ class ForecastEngine:
                     stats["rows"],
                     100 * keep,
                 )
-                fit_on = labelled.where(_issue_draw() < keep).persist(StorageLevel.MEMORY_AND_DISK)
+                fit_on = _sql(
+                    f"SELECT * FROM {{labelled}} WHERE {_ISSUE_DRAW} < :keep",
+                    {"keep": float(keep)},
+                    labelled=labelled,
+                ).persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 model, errors = train(fit_on, cfg.reg_param)
             finally:
@@ -762,7 +759,7 @@ def _side_by_side(jobs: list[Callable[[], None]]) -> None:
 
 def _totals_and_counts(out: DataFrame) -> tuple[list[Any], dict[str, dict[str, Any]]]:
     """One collect: the step's error sums, and each output's rows and latest hour."""
-    small = out.where(F.col("kind").isin("total", "count")).collect()
+    small = out.where("kind IN ('total', 'count')").collect()
     counts: dict[str, dict[str, Any]] = {}
     for r in small:
         if r["kind"] == "count" and r["n"]:
@@ -773,19 +770,24 @@ def _totals_and_counts(out: DataFrame) -> tuple[list[Any], dict[str, dict[str, A
     return [r for r in small if r["kind"] == "total"], counts
 
 
-def _kind(out: DataFrame, kind: str, schema: StructType) -> DataFrame:
-    return out.where(F.col("kind") == kind).select(*schema.fieldNames())
+def _kind(out: DataFrame, kind: str, columns: StructType | str) -> DataFrame:
+    """The pass's rows of one output, in ``columns`` (a schema's, or SQL select items)."""
+    if isinstance(columns, StructType):
+        columns = _columns(columns.fieldNames())
+    return _sql(f"SELECT {columns} FROM {{out}} WHERE kind = :kind", {"kind": kind}, out=out)
+
+
+#: The features of a training row or an issue's lead (SQL select items).
+_FEATURE_COLUMNS = _columns(f"f_{name}" for name in FEATURES)
 
 
 def _candidates(out: DataFrame) -> DataFrame:
     """The step's training candidates, as the candidates table holds them (no label yet)."""
-    return _kind(out, "candidate", _OUT_SCHEMA).select(
-        "station_id",
-        F.col("hour").alias("issue_hour"),
-        "lead",
-        "last_c",
-        *(f"f_{name}" for name in FEATURES),
-        F.lit(None).cast("double").alias("label"),
+    return _kind(
+        out,
+        "candidate",
+        f"""station_id, hour AS issue_hour, lead, last_c, {_FEATURE_COLUMNS},
+            CAST(NULL AS DOUBLE) AS label""",
     )
 
 
@@ -793,29 +795,23 @@ def _forecast_docs(issues: DataFrame, version: int) -> DataFrame:
     """``key``, ``value`` (forecast.v1 JSON) of issues (``station_id``, ``issue_hour``, ``name``,
     ``values``: the model's forecasts for leads 1 … 24), built by Spark in the write's tasks
     (the JVM encodes a document several times faster than Python builds it)."""
-    fmt = SPARK_HOUR_FORMAT
-
-    def point(value: Column, i: Column) -> Column:
-        lead = i + 1
-        target = F.timestamp_seconds((F.col("issue_hour") + lead) * 3600)
-        return F.struct(
-            lead.alias("lead"),
-            F.date_format(target, fmt).alias("target_hour"),
-            F.round(value, 3).alias("value"),
-        )
-
-    issued = F.date_format(F.timestamp_seconds(F.col("issue_hour") * 3600), fmt)
-    value = F.to_json(
-        F.struct(
-            F.lit(FORECAST_SCHEMA).alias("schema"),
-            "station_id",
-            issued.alias("issued_at"),
-            F.lit(version).alias("model_version"),
-            F.transform("values", point).alias("points"),
-            "name",
-        )
+    return _sql(
+        """SELECT concat_ws('|', station_id, issued) AS key, to_json(named_struct(
+                'schema', :schema,
+                'station_id', station_id,
+                'issued_at', issued,
+                'model_version', :version,
+                'points', transform(`values`, (v, i) -> named_struct(
+                    'lead', i + 1,
+                    'target_hour',
+                        date_format(timestamp_seconds((issue_hour + i + 1) * 3600), :fmt),
+                    'value', round(v, 3))),
+                'name', name)) AS value
+           FROM (SELECT *, date_format(timestamp_seconds(issue_hour * 3600), :fmt) AS issued
+                 FROM {issues})""",
+        {"schema": FORECAST_SCHEMA, "version": int(version), "fmt": SPARK_HOUR_FORMAT},
+        issues=issues,
     )
-    return issues.select(F.concat_ws("|", "station_id", issued).alias("key"), value.alias("value"))
 
 
 # -- the pass's body (pandas in, pandas out; pure numpy inside) --------------------------------

@@ -115,7 +115,7 @@ def build_pipeline(reg_param: float = 1e-3) -> Pipeline:
     )
     return Pipeline(
         stages=[
-            SQLTransformer(statement=f"SELECT *, {crossed} FROM __THIS__"),  # noqa: S608 - constant
+            SQLTransformer(statement=f"SELECT *, {crossed} FROM __THIS__"),
             VectorAssembler(inputCols=_crossed_columns(), outputCol="features"),
             LinearRegression(
                 featuresCol="features",
@@ -153,7 +153,11 @@ def _regression(model: PipelineModel) -> LinearRegressionModel:
 def score(model: PipelineModel, rows: DataFrame) -> DataFrame:
     """``rows`` with ``value``, the forecast in °C (last value + the predicted change)."""
     out = model.transform(rows)
-    return out.select(*rows.columns, (F.col("last_c") + F.col("prediction")).alias("value"))
+    columns = ", ".join(f"`{c}`" for c in rows.columns)
+    # SQL text: a select of named columns costs a few calls to the JVM per column
+    return rows.sparkSession.sql(
+        f"SELECT {columns}, last_c + prediction AS value FROM {{out}}", out=out
+    )
 
 
 def coefficients(model: PipelineModel) -> tuple[np.ndarray, float]:

@@ -27,18 +27,15 @@ from an interrupted step and is removed.
 from __future__ import annotations
 
 import json
-import operator
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -173,14 +170,17 @@ class StepTable:
         steps = self.steps()
         if not steps:
             return _empty(self.spark, self.schema)
-        paths = [str(self.root / f"step={a}") for a in steps]
-        df = self.spark.read.schema(self.schema).option("basePath", str(self.root)).parquet(*paths)
-        return df.select(*self.schema.fieldNames())
+        return self._read([self.root / f"step={a}" for a in steps])
+
+    def _read(self, paths: list[Path]) -> DataFrame:
+        """The rows of these step directories, in the table's columns. Each path is its own
+        base path, so Spark adds no ``step`` partition column; the plan is built with a
+        handful of calls to the JVM (a ``select`` of named columns costs a few per column,
+        and a step builds its plans on every live hour)."""
+        return self.spark.read.schema(self.schema).parquet(*map(str, paths))
 
     def read_hours(self, hours: Iterable[int]) -> DataFrame:
         """The rows whose hour column is one of ``hours`` (only their steps are opened)."""
-        from pyspark.sql import functions as F  # noqa: PLC0415
-
         wanted = sorted({int(h) for h in hours})
         steps = self.steps()
         if not wanted or not steps:
@@ -189,15 +189,12 @@ class StepTable:
         for i, a in enumerate(steps):
             end = steps[i + 1] - 1 if i + 1 < len(steps) else None
             if any(h >= a and (end is None or h <= end) for h in _probe(wanted, a, end)):
-                paths.append(str(self.root / f"step={a}"))
+                paths.append(self.root / f"step={a}")
         if not paths:
             return _empty(self.spark, self.schema)
-        df = self.spark.read.schema(self.schema).option("basePath", str(self.root)).parquet(*paths)
         # one range per run of consecutive hours: Parquet gets the ranges (an ``isin`` of
         # more than a few values reaches it as its overall min … max only)
-        hour = F.col(self.hour_col)
-        ranges = [hour.between(lo, hi) for lo, hi in _runs(wanted)]
-        return df.where(reduce(operator.or_, ranges)).select(*self.schema.fieldNames())
+        return self._read(paths).where(_hour_ranges(self.hour_col, wanted))
 
     def drop_steps(
         self, keep: Iterable[int] | None = None, before: int | None = None, after: int | None = None
@@ -212,6 +209,14 @@ class StepTable:
             )
             if gone and (keep is None or a not in set(keep)):
                 shutil.rmtree(self.root / f"step={a}", ignore_errors=True)
+
+
+def _hour_ranges(column: str, sorted_hours: list[int]) -> str:
+    """A SQL condition: ``column`` is one of ``sorted_hours``, as one range per run."""
+    return " OR ".join(
+        f"`{column}` = {lo}" if lo == hi else f"`{column}` BETWEEN {lo} AND {hi}"
+        for lo, hi in _runs(sorted_hours)
+    )
 
 
 def _runs(sorted_hours: list[int]) -> list[tuple[int, int]]:
@@ -287,13 +292,38 @@ class EngineState:
 
 @dataclass(frozen=True)
 class IncomingBatch:
-    """What :meth:`ForecastStore.append_incoming` wrote: its means, those for hours already
-    final, and its newest hour and oldest hour not final (None: no such mean)."""
+    """The figures of a micro-batch's hourly means: how many, how many for hours already
+    final (``late``), its newest hour and its oldest hour not final (None: no such mean), and
+    its first batch id."""
 
     rows: int
     late: int
     newest: int | None
     oldest: int | None
+    batch: int | None = None
+
+    @staticmethod
+    def aggregates(last_final: int | None, where: str = "true") -> str:
+        """SQL aggregate items (``n``, ``late``, ``newest``, ``oldest``, ``batch``) of the
+        figures of the rows (columns of :data:`INCOMING_SCHEMA`) that match ``where``: the
+        forecast job computes them in the same Spark job as its other counts of the batch."""
+        late = "false" if last_final is None else f"hour <= {int(last_final)}"
+        return (
+            f"count(CASE WHEN {where} THEN 1 END) AS n, "
+            f"count(CASE WHEN ({where}) AND {late} THEN 1 END) AS late, "
+            f"max(CASE WHEN {where} THEN hour END) AS newest, "
+            f"min(CASE WHEN ({where}) AND NOT ({late}) THEN hour END) AS oldest, "
+            f"min(CASE WHEN {where} THEN batch_id END) AS batch"
+        )
+
+    @classmethod
+    def of(cls, row: Row | None) -> IncomingBatch:
+        """The figures of a row of :meth:`aggregates` (None: an empty batch)."""
+        if row is None:
+            return cls(0, 0, None, None)
+        return cls(
+            int(row["n"] or 0), int(row["late"] or 0), row["newest"], row["oldest"], row["batch"]
+        )
 
 
 class ForecastStore:
@@ -311,12 +341,24 @@ class ForecastStore:
 
     # -- incoming ----------------------------------------------------------------------------
 
-    def append_incoming(self, df: DataFrame, last_final: int | None) -> IncomingBatch:
+    def append_incoming(
+        self, df: DataFrame, last_final: int | None, figures: IncomingBatch | None = None
+    ) -> IncomingBatch:
         """Write a micro-batch's hourly means (columns of :data:`INCOMING_SCHEMA`) as one
-        directory: one Spark job from the source, then the figures of what it wrote (one
-        small job over its files). Means for hours ``<= last_final`` are counted in ``late``
-        and never read (:meth:`read_incoming` reads hours after the last final one). A
-        replayed batch (same first batch id, same hours) replaces its directory."""
+        directory, in one Spark job; ``figures`` are those of ``df`` (see
+        :meth:`IncomingBatch.aggregates`; computed here, one more job, when not given).
+        Means for hours ``<= last_final`` are counted in ``late`` and never read
+        (:meth:`read_incoming` reads hours after the last final one); a batch of late means
+        only is not written. A replayed batch (same first batch id, same hours) replaces its
+        directory."""
+        if figures is None:
+            figures = IncomingBatch.of(
+                self.spark.sql(
+                    f"SELECT {IncomingBatch.aggregates(last_final)} FROM {{df}}", df=df
+                ).first()
+            )
+        if figures.rows <= figures.late:
+            return figures
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
         new = self.incoming_dir / f"_new-{uuid.uuid4().hex}"
         # sorted by hour in small row groups: a step reads a backlog's batch for its hours
@@ -327,27 +369,10 @@ class ForecastStore:
             .write.option("parquet.block.size", _ROW_GROUP_BYTES)
             .parquet(str(new))
         )
-        late = F.lit(False) if last_final is None else F.col("hour") <= F.lit(last_final)
-        row = (
-            self.spark.read.schema(INCOMING_SCHEMA)
-            .parquet(str(new))
-            .agg(
-                F.count(F.lit(1)).alias("n"),
-                F.sum(late.cast("long")).alias("late"),
-                F.max("hour").alias("newest"),
-                F.min(F.when(~late, F.col("hour"))).alias("oldest"),
-                F.min("batch_id").alias("batch"),
-            )
-            .collect()[0]  # an aggregate without grouping: always one row
-        )
-        batch = IncomingBatch(int(row["n"]), int(row["late"] or 0), row["newest"], row["oldest"])
-        if batch.rows > batch.late:
-            final = self.incoming_dir / f"b{row['batch']}_h{batch.oldest}_{batch.newest}"
-            shutil.rmtree(final, ignore_errors=True)
-            new.rename(final)
-        else:
-            shutil.rmtree(new, ignore_errors=True)
-        return batch
+        final = self.incoming_dir / f"b{figures.batch}_h{figures.oldest}_{figures.newest}"
+        shutil.rmtree(final, ignore_errors=True)
+        new.rename(final)
+        return figures
 
     def _incoming(self) -> list[tuple[Path, int, int]]:
         """The micro-batch directories: path, first and last hour."""
@@ -365,7 +390,7 @@ class ForecastStore:
         return (
             self.spark.read.schema(INCOMING_SCHEMA)
             .parquet(*paths)
-            .where(F.col("hour").between(first, last))
+            .where(f"hour BETWEEN {int(first)} AND {int(last)}")
         )
 
     def drop_incoming(self, through: int) -> None:
