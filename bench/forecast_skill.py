@@ -21,6 +21,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from pyspark.sql import SparkSession
+
 from moaa.common.hours import epoch_hour
 from moaa.dataprep.groundtruth import hourly_covariates, hourly_temperature_stats
 from moaa.streaming.forecast_engine import EngineConfig, ForecastEngine
@@ -31,6 +33,14 @@ from moaa.streaming.spark import SparkSettings, build_session
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "2013"
 FINAL_LAG = 3
+
+
+def _heap_mib(spark: SparkSession) -> int:
+    """The driver JVM's heap in use right after a full GC (what a long walk keeps)."""
+    jvm = spark.sparkContext._jvm
+    jvm.System.gc()
+    runtime = jvm.Runtime.getRuntime()
+    return int((runtime.totalMemory() - runtime.freeMemory()) >> 20)
 
 
 def main() -> None:
@@ -94,7 +104,8 @@ def main() -> None:
             if (start - first) % (30 * 24) < args.step_hours:
                 print(
                     f"… day {(start - first) // 24}, {len(trainings)} trainings, "
-                    f"{(time.perf_counter() - started) / 60:.1f} min",
+                    f"{(time.perf_counter() - started) / 60:.1f} min, "
+                    f"driver heap {_heap_mib(spark)} MiB after a GC",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -114,6 +114,12 @@ class Collect:
         self.docs: list[dict] = []
         self.skills: dict[str, dict] = {}
 
+    def publish(self, forecasts: DataFrame | None, skill: DataFrame | None) -> None:
+        if forecasts is not None:
+            self.forecasts(forecasts)
+        if skill is not None:
+            self.skill(skill)
+
     def forecasts(self, docs: DataFrame) -> None:
         rows = docs.collect()
         for r in rows:

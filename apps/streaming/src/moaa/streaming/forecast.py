@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -363,20 +364,24 @@ def batch_figures(rows: DataFrame, last_final: int | None) -> BatchFigures:
 
 
 class KafkaSink:
-    """The engine's documents to Kafka, written by Spark's Kafka sink (acks=all)."""
+    """The engine's documents to Kafka, written by Spark's Kafka sink (acks=all): a step's
+    forecasts and skill documents in one write, each row naming its topic."""
 
     def __init__(self, settings: ForecastSettings) -> None:
         self.settings = settings
         self.options = kafka_options(settings)
 
-    def _write(self, docs: DataFrame, topic: str) -> None:
-        docs.write.format("kafka").options(**self.options).option("topic", topic).save()
-
-    def forecasts(self, docs: DataFrame) -> None:
-        self._write(docs, self.settings.topic_forecasts)
-
-    def skill(self, docs: DataFrame) -> None:
-        self._write(docs, self.settings.topic_forecast_skill)
+    def publish(self, forecasts: DataFrame | None, skill: DataFrame | None) -> None:
+        s = self.settings
+        parts = [
+            docs.sparkSession.sql(
+                "SELECT :topic AS topic, key, value FROM {docs}", {"topic": topic}, docs=docs
+            )
+            for docs, topic in ((forecasts, s.topic_forecasts), (skill, s.topic_forecast_skill))
+            if docs is not None
+        ]
+        if parts:
+            reduce(DataFrame.unionAll, parts).write.format("kafka").options(**self.options).save()
 
 
 class ForecastJob:

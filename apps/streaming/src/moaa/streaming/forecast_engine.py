@@ -182,11 +182,11 @@ class EngineConfig:
 
 
 class ForecastSink(Protocol):
-    """Where a step's documents go: DataFrames of ``key`` and ``value`` (JSON) strings."""
+    """Where a step's documents go: DataFrames of ``key`` and ``value`` (JSON) strings, the
+    forecasts and the skill documents (either may be None: none in the step), published
+    together (one Spark job: a step's fixed cost is its jobs)."""
 
-    def forecasts(self, docs: DataFrame) -> None: ...
-
-    def skill(self, docs: DataFrame) -> None: ...
+    def publish(self, forecasts: DataFrame | None, skill: DataFrame | None) -> None: ...
 
 
 @dataclass
@@ -503,12 +503,9 @@ class ForecastEngine:
         skill_docs = self._skill_docs(
             out, totals, b, result, int(counts.get("skill_doc", {"n": 0})["n"])
         )
-        if self.sink is not None:
-            sink = self.sink
-            if result.forecasts:
-                writes.append(lambda: sink.forecasts(docs))
-            if skill_docs is not None:
-                writes.append(lambda: sink.skill(skill_docs))
+        if self.sink is not None and (result.forecasts or skill_docs is not None):
+            sink, forecasts = self.sink, docs if result.forecasts else None
+            writes.append(lambda: sink.publish(forecasts, skill_docs))
         _side_by_side(writes)
 
     # the pass -----------------------------------------------------------------------------

@@ -155,6 +155,14 @@ def build_session(
         # list the directories a query reads on the driver: a distributed listing job for a
         # few hundred local directories costs more than the listing
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
+        # what the driver keeps for its UI: at Spark's defaults (1,000 SQL executions, jobs and
+        # stages) the plans of a long run took a growing share of a 1 GiB heap (the forecast
+        # walk over a year ended in an OutOfMemoryError on day ~100)
+        "spark.sql.ui.retainedExecutions": "50",
+        "spark.ui.retainedJobs": "100",
+        "spark.ui.retainedStages": "100",
+        "spark.ui.retainedTasks": "10000",
+        "spark.sql.streaming.ui.retainedProgressUpdates": "50",
         **(extra_conf or {}),
     }
     if settings.spark_jars:
